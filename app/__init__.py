@@ -1,0 +1,75 @@
+"""Flowdesk: the app factory."""
+import sqlalchemy as sa
+from flask import Flask, render_template
+
+from app.config import load_config
+from app.extensions import csrf, db, htmx, login_manager, migrate, queues
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the Flask app: settings, extensions, blueprints and CLI commands."""
+    settings = {**load_config(), **(config or {})}
+    app = Flask(__name__, instance_path=settings["INSTANCE_DIR"])
+    app.config.update(settings)
+    _init_database(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Sign in to continue."
+    csrf.init_app(app)
+    htmx.init_app(app)
+    queues.init_app(app)
+
+    from app.services import dispatch
+
+    dispatch.install()
+
+    from app import cli, views_support
+    from app.blueprints import api, auth, runs, workflows
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(workflows.bp)
+    app.register_blueprint(runs.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)
+    if app.config["DEMO_MODE"]:
+        from app.blueprints import sandbox
+
+        app.register_blueprint(sandbox.bp)
+        csrf.exempt(sandbox.bp)
+    views_support.init_app(app)
+    cli.init_app(app)
+
+    for code in (403, 404):
+        app.register_error_handler(code, lambda e, code=code: (render_template("error.html", error=e), code))
+    return app
+
+
+def _migrations_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _init_database(app: Flask) -> None:
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite"):
+        from pathlib import Path
+
+        if uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
+            Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
+    db.init_app(app)
+    if uri.startswith("sqlite"):
+        with app.app_context():
+            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets the web server read while a worker writes; the busy timeout waits out short locks.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

@@ -1,0 +1,145 @@
+"""JSON API for scripts, authenticated with bearer tokens."""
+from functools import wraps
+
+import sqlalchemy as sa
+from flask import Blueprint, g, jsonify, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from app.engine.params import ParamErrors
+from app.extensions import db
+from app.models import Run, Workflow
+from app.security import Capability, can, visible_workflows_filter, workflow_visible
+from app.services.runs import PermissionDenied, WorkflowUnavailable, start_run
+from app.services.users import user_for_token
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _error(status: int, message: str, **extra):
+    return jsonify({"error": message, **extra}), status
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    return _error(exc.code or 500, exc.description or exc.name)
+
+
+def token_required(view):
+    """Authenticate the request by its `Authorization: Bearer <token>` header, or answer 401."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _error(401, "Send an API token as 'Authorization: Bearer <token>'.")
+        user = user_for_token(db.session, token.strip())
+        if user is None:
+            return _error(401, "The API token is invalid or revoked.")
+        g.api_user = user
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _visible_workflow(key: str) -> Workflow | None:
+    workflow = db.session.scalar(sa.select(Workflow).where(Workflow.key == key))
+    if workflow is None or not workflow_visible(workflow, g.api_user):
+        return None
+    return workflow
+
+
+def _run_json(run: Run, with_steps: bool = False) -> dict:
+    data = {
+        "id": run.id,
+        "workflow": run.workflow.key,
+        "version": run.version.number,
+        "status": run.status,
+        "trigger": run.trigger,
+        "params": run.params,
+        "progress": {"done": run.progress_done, "total": run.progress_total, "percent": run.percent},
+        "queued_at": _iso(run.queued_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "duration_seconds": run.duration_seconds,
+        "error": {"code": run.error_code, "message": run.error_message} if run.error_code else None,
+        "url": url_for("api.get_run", run_id=run.id, _external=True),
+        "html_url": url_for("runs.detail", run_id=run.id, _external=True),
+    }
+    if with_steps:
+        data["steps"] = [
+            {
+                "key": s.step_key,
+                "name": s.step_name,
+                "type": s.step_type,
+                "status": s.status,
+                "started_at": _iso(s.started_at),
+                "finished_at": _iso(s.finished_at),
+                "error": {"code": s.error_code, "message": s.error_message} if s.error_code else None,
+            }
+            for s in run.steps
+        ]
+    return data
+
+
+def _iso(value):
+    return value.isoformat() + "Z" if value else None
+
+
+@bp.get("/workflows")
+@token_required
+def list_workflows():
+    """The workflows the token's user may see."""
+    if not can(g.api_user, Capability.LIST_WORKFLOWS):
+        return _error(403, "Your role cannot list workflows.")
+    rows = db.session.scalars(
+        sa.select(Workflow).where(visible_workflows_filter(g.api_user)).order_by(Workflow.name)
+    )
+    return jsonify(
+        {
+            "workflows": [
+                {"key": w.key, "name": w.name, "kind": w.kind, "state": w.state, "enabled": w.enabled,
+                 "queue": w.queue, "version": w.published_version.number if w.published_version else None}
+                for w in rows
+                if workflow_visible(w, g.api_user)
+            ]
+        }
+    )
+
+
+@bp.post("/workflows/<key>/runs")
+@token_required
+def create_run(key: str):
+    """Start a run with `{"params": {...}}`; answers 202 with the run's id, status and URL."""
+    workflow = _visible_workflow(key)
+    if workflow is None:
+        return _error(404, f"No workflow '{key}'.")
+    body = request.get_json(silent=True)
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        return _error(422, "The body must be a JSON object like {\"params\": {...}}.")
+    try:
+        run = start_run(db.session, workflow, g.api_user, body.get("params") or {}, trigger="api")
+    except PermissionDenied as exc:
+        db.session.rollback()
+        return _error(403, str(exc))
+    except WorkflowUnavailable as exc:
+        db.session.rollback()
+        return _error(409, str(exc))
+    except ParamErrors as exc:
+        db.session.rollback()
+        return _error(422, "Some parameters are invalid.", fields=exc.errors)
+    db.session.commit()
+    return jsonify({"id": run.id, "status": run.status, "url": url_for("api.get_run", run_id=run.id, _external=True),
+                    "html_url": url_for("runs.detail", run_id=run.id, _external=True)}), 202
+
+
+@bp.get("/runs/<int:run_id>")
+@token_required
+def get_run(run_id: int):
+    """A run's status, progress, timing and steps."""
+    run = db.session.get(Run, run_id)
+    if run is None or not workflow_visible(run.workflow, g.api_user):
+        return _error(404, f"No run {run_id}.")
+    return jsonify(_run_json(run, with_steps=True))

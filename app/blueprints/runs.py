@@ -1,0 +1,125 @@
+"""Runs: the list, a run's detail page (live while active), its job log tail, and cancelling."""
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from app.engine.states import ACTIVE, RunStatus
+from app.extensions import db, htmx, queues
+from app.models import LogEntry, Run, Workflow
+from app.models.log import LEVEL_RANK, LEVELS
+from app.security import Capability, can, get_run_or_404, requires, visible_workflows_filter
+from app.services.runs import PermissionDenied, cancel_run
+
+bp = Blueprint("runs", __name__)
+PAGE = 50
+LOG_PAGE = 500
+
+
+@bp.get("/runs")
+@requires(Capability.VIEW_RUNS)
+def index():
+    """List runs newest first, a page at a time (keyset pagination by id)."""
+    before = request.args.get("before", type=int)
+    query = (
+        sa.select(Run)
+        .join(Workflow, Workflow.id == Run.workflow_id)
+        .where(visible_workflows_filter(current_user))
+        .order_by(Run.id.desc())
+        .limit(PAGE + 1)
+    )
+    if before:
+        query = query.where(Run.id < before)
+    rows = db.session.scalars(query).all()
+    runs, more = rows[:PAGE], len(rows) > PAGE
+    return render_template("runs/list.html", runs=runs, next_before=runs[-1].id if more else None)
+
+
+def _workers_for(queue_name: str) -> int:
+    from rq import Worker
+
+    try:
+        return sum(1 for w in Worker.all(connection=queues.connection) if queue_name in w.queue_names())
+    except Exception:
+        return -1
+
+
+@bp.get("/runs/<int:run_id>")
+@requires(Capability.VIEW_RUNS)
+def detail(run_id: int):
+    """Show a run: overview, progress and steps, refreshed while it is active, and its job log."""
+    run = get_run_or_404(db.session, run_id, current_user)
+    context = _panel_context(run)
+    if htmx and htmx.target == "run-panel" and not htmx.history_restore_request:
+        return render_template("runs/_run.html", **context)
+    context.update(_log_context(run, after=0, level=request.args.get("level", "debug")))
+    return render_template("runs/detail.html", **context)
+
+
+def _panel_context(run: Run) -> dict:
+    workers = _workers_for(run.queue) if run.status == RunStatus.PENDING.value else None
+    return {"run": run, "steps": run.steps, "workers": workers}
+
+
+def _log_context(run: Run, after: int, level: str) -> dict:
+    if level not in LEVELS:
+        level = "debug"
+    # Read the status before the lines: a run's last lines commit with its final status.
+    live = run.status in {s.value for s in ACTIVE}
+    query = (
+        sa.select(LogEntry)
+        .where(LogEntry.run_id == run.id, LogEntry.id > after)
+        .order_by(LogEntry.id)
+        .limit(LOG_PAGE)
+    )
+    if level != "debug":
+        query = query.where(LogEntry.level_rank >= LEVEL_RANK[level])
+    if not can(current_user, Capability.VIEW_TECHNICAL_LOGS):
+        query = query.where(LogEntry.technical.is_(False))
+    lines = db.session.scalars(query).all()
+    more = len(lines) == LOG_PAGE
+    return {
+        "run": run,
+        "lines": lines,
+        "last_id": lines[-1].id if lines else after,
+        "level": level,
+        "levels": LEVELS,
+        "live": live,
+        "more": more,
+    }
+
+
+@bp.get("/runs/<int:run_id>/log")
+@requires(Capability.VIEW_RUNS)
+def log(run_id: int):
+    """The job log: the whole panel (for a level change) or, with ?after=ID, only the newer lines."""
+    run = get_run_or_404(db.session, run_id, current_user)
+    after = request.args.get("after", type=int)
+    level = request.args.get("level", "debug")
+    if after is not None:
+        return render_template("runs/_log_rows.html", **_log_context(run, after=after, level=level))
+    context = _log_context(run, after=0, level=level)
+    if htmx:
+        return render_template("runs/_log.html", **context)
+    return redirect(url_for("runs.detail", run_id=run.id, level=level))
+
+
+@bp.post("/runs/<int:run_id>/cancel")
+@requires(Capability.CANCEL_RUN)
+def cancel(run_id: int):
+    """Cancel an active run: at once when pending or waiting, after the current step when running."""
+    run = get_run_or_404(db.session, run_id, current_user)
+    try:
+        result = cancel_run(db.session, run, current_user)
+    except PermissionDenied:
+        abort(403)
+    db.session.commit()
+    messages = {
+        "cancelled": ("Run cancelled.", "success"),
+        "requested": ("Cancel requested: the run stops after its current step.", "info"),
+        "finished": (f"The run had already finished ({RunStatus(result.status).label.lower()}).", "warning"),
+    }
+    flash(*messages[result.outcome])
+    db.session.expire_all()
+    if htmx:
+        return render_template("runs/_run.html", **_panel_context(db.session.get(Run, run_id)))
+    return redirect(url_for("runs.detail", run_id=run_id))

@@ -1,0 +1,88 @@
+"""The workflow list, a workflow's page and its Run form."""
+import sqlalchemy as sa
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from app.engine.params import ParamErrors
+from app.extensions import db, htmx
+from app.models import Run, Workflow
+from app.security import Capability, can, get_workflow_or_404, requires, visible_workflows_filter
+from app.services.runs import PermissionDenied, WorkflowUnavailable, definition_of, start_run
+
+bp = Blueprint("workflows", __name__)
+KINDS = ("manual", "automated")
+
+
+@bp.get("/")
+@login_required
+def home():
+    """Send people to the workflow list."""
+    return redirect(url_for("workflows.index"))
+
+
+@bp.get("/workflows")
+@requires(Capability.LIST_WORKFLOWS)
+def index():
+    """List the workflows the user may see, searchable by name or key and filtered by type."""
+    q = request.args.get("q", "").strip()
+    kind = request.args.get("kind", "")
+    query = sa.select(Workflow).where(visible_workflows_filter(current_user)).order_by(Workflow.name)
+    if q:
+        pattern = f"%{q.lower()}%"
+        query = query.where(sa.or_(sa.func.lower(Workflow.name).like(pattern), Workflow.key.like(pattern)))
+    if kind in KINDS:
+        query = query.where(Workflow.kind == kind)
+    workflows = [
+        w for w in db.session.scalars(query)
+        if not w.allowed_roles or current_user.role in w.allowed_roles or can(current_user, Capability.VIEW_DRAFTS)
+    ]
+    context = {"workflows": workflows, "q": q, "kind": kind, "kinds": KINDS}
+    if htmx and htmx.target == "workflow-table" and not htmx.history_restore_request:
+        return render_template("workflows/_table.html", **context)
+    return render_template("workflows/list.html", **context)
+
+
+def _render_detail(workflow: Workflow, values: dict | None = None, errors: dict | None = None, message=None):
+    definition = definition_of(workflow.published_version) if workflow.published_version else None
+    runs = db.session.scalars(
+        sa.select(Run).where(Run.workflow_id == workflow.id).order_by(Run.id.desc()).limit(20)
+    ).all()
+    return render_template(
+        "workflows/detail.html",
+        workflow=workflow,
+        definition=definition,
+        runs=runs,
+        values=values or {},
+        errors=errors or {},
+        message=message,
+    )
+
+
+@bp.get("/workflows/<key>")
+@requires(Capability.LIST_WORKFLOWS)
+def detail(key: str):
+    """Show a workflow: what it does, its Run form and its recent runs."""
+    workflow = get_workflow_or_404(db.session, key, current_user)
+    return _render_detail(workflow)
+
+
+@bp.post("/workflows/<key>/runs")
+@requires(Capability.RUN_WORKFLOW)
+def run(key: str):
+    """Start a run from the Run form; bad values are shown next to their fields."""
+    workflow = get_workflow_or_404(db.session, key, current_user)
+    values = request.form.to_dict()
+    values.pop("csrf_token", None)
+    try:
+        new_run = start_run(db.session, workflow, current_user, values, trigger="manual", from_form=True)
+    except ParamErrors as exc:
+        db.session.rollback()
+        return _render_detail(workflow, values, exc.errors), 422
+    except PermissionDenied as exc:
+        db.session.rollback()
+        return _render_detail(workflow, values, message=str(exc)), 403
+    except WorkflowUnavailable as exc:
+        db.session.rollback()
+        return _render_detail(workflow, values, message=str(exc)), 409
+    db.session.commit()
+    return redirect(url_for("runs.detail", run_id=new_run.id))

@@ -1,0 +1,118 @@
+"""Command-line interface: users, workflows, the worker, the scheduler, demo data and the all-in-one launcher."""
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from app.engine.definition import DefinitionError
+from app.extensions import db, queues
+
+users_cli = AppGroup("users", help="Manage users and API tokens.")
+workflows_cli = AppGroup("workflows", help="Load workflow definitions.")
+demo_cli = AppGroup("demo", help="Demo data.")
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@click.option("--role", required=True, type=click.Choice(["viewer", "operator", "manager", "admin", "support"]))
+@click.option("--name", default="")
+def create_user_command(email, password, role, name):
+    """Create a user who can sign in."""
+    from app.services.users import UserError, create_user
+
+    try:
+        user = create_user(db.session, email, password, role, name)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"Created {user.role} {user.email}")
+
+
+@users_cli.command("token")
+@click.argument("email")
+def token_command(email):
+    """Print a new API token for EMAIL (shown once; only its hash is kept)."""
+    from app.services.users import find_user, issue_token
+
+    user = find_user(db.session, email)
+    if user is None:
+        raise click.ClickException(f"no user with email {email}")
+    token = issue_token(db.session, user)
+    db.session.commit()
+    click.echo(token)
+
+
+@workflows_cli.command("load")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--summary", default="", help="Change summary for the new version.")
+def load_command(files, summary):
+    """Create or update workflows from definition FILES and publish them."""
+    from app.services.workflows import load_definition
+
+    for path in files:
+        try:
+            document = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise click.ClickException(f"{path}: not valid JSON: {exc}") from None
+        try:
+            result = load_definition(db.session, document, summary=summary)
+        except DefinitionError as exc:
+            db.session.rollback()
+            lines = "\n".join(f"  {field}: {message}" for field, message in exc.errors)
+            raise click.ClickException(f"{path} is not a valid workflow definition:\n{lines}") from None
+        db.session.commit()
+        if result.created:
+            verb = "created"
+        elif result.changed:
+            verb = "updated"
+        else:
+            verb = "unchanged"
+        click.echo(f"{result.workflow.key}: {verb}, published version {result.version.number}")
+
+
+@demo_cli.command("seed")
+def seed_command():
+    """Load the demo users and workflows (safe to run again)."""
+    from app.services.demo import seed
+
+    for line in seed(db.session):
+        click.echo(line)
+    db.session.commit()
+
+
+@click.command("worker")
+@click.argument("queue_names", nargs=-1)
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--name", default=None, help="Worker name (unique per host).")
+def worker_command(queue_names, burst, name):
+    """Run an RQ worker for QUEUE_NAMES (default: default)."""
+    import jobs
+    from app.worker import FlowdeskWorker
+
+    app = current_app._get_current_object()
+    jobs.bind_app(app)
+    FlowdeskWorker.flask_app = app
+    qs = [queues.queue(n) for n in (queue_names or ("default",))]
+    worker = FlowdeskWorker(qs, connection=queues.connection, name=name)
+    worker.work(burst=burst, logging_level="INFO")
+
+
+@click.command("scheduler")
+@click.option("--interval", default=1.0, type=float, help="Seconds between polls (rq-scheduler's default is 60).")
+@click.option("--burst", is_flag=True, help="Move due jobs once and exit.")
+def scheduler_command(interval, burst):
+    """Run rq-scheduler: moves due wait-step resumes and scheduled runs onto their queues."""
+    from rq_scheduler import Scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
+    Scheduler(connection=queues.connection, interval=interval).run(burst=burst)
+
+
+def init_app(app: Flask) -> None:
+    for command in (users_cli, workflows_cli, demo_cli, worker_command, scheduler_command):
+        app.cli.add_command(command)

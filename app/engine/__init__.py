@@ -1,0 +1,1 @@
+"""Pure domain: definitions, validation, step types, expressions, the run state machine and the executor."""

@@ -1,0 +1,315 @@
+"""The executor: claims a run, walks its steps, records step runs and log lines, and parks or finishes it.
+
+Writes are buffered and committed at checkpoints: before a step that may block, when
+`checkpoint_seconds` have passed since the last commit, and whenever the run parks or finishes.
+Each checkpoint also heartbeats the run and reads its cancel request in the same statement.
+"""
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.engine.definition import END, Definition, DefinitionError, StepSpec, parse_definition
+from app.engine.expressions import ExpressionError, render_value
+from app.engine.states import RunStatus, StepStatus
+from app.engine.steps import STEP_TYPES, StepEnv, StepFailure
+from app.engine.transitions import move
+from app.models.log import LEVEL_RANK, LogEntry
+from app.models.run import Run, StepRun
+from app.models.workflow import WorkflowVersion
+from app.timeutil import utcnow
+
+
+@dataclass
+class ExecutorSettings:
+    variables: dict = field(default_factory=dict)
+    checkpoint_seconds: float = 0.25
+    http_timeout: float = 30.0
+
+
+@dataclass
+class Outcome:
+    """What a job did with a run: `status` is the run's status afterwards, or "skipped" if not claimed."""
+
+    status: str
+    park_until: datetime | None = None
+    step_run_id: int | None = None
+    queue: str | None = None
+
+
+def execute_run(session: Session, run_id: int, settings: ExecutorSettings, resume: bool = False) -> Outcome:
+    """Claim a pending run (or, with `resume`, a waiting one) and walk its steps until it parks or finishes."""
+    now = utcnow()
+    source = RunStatus.WAITING if resume else RunStatus.PENDING
+    values = {"heartbeat_at": now} if resume else {"heartbeat_at": now, "started_at": now}
+    claimed = move(session, run_id, RunStatus.RUNNING, only_from=[source], **values)
+    session.commit()
+    if not claimed:
+        return Outcome(status="skipped")
+    run = session.get(Run, run_id)
+    version = session.get(WorkflowVersion, run.version_id)
+    try:
+        definition = parse_definition(version.definition)
+    except DefinitionError as exc:
+        session.add(_log_row(run.id, None, "error", f"The workflow definition is invalid: {exc}"))
+        move(
+            session, run_id, RunStatus.ERROR,
+            error_code="INVALID_DEFINITION", error_message=str(exc), finished_at=utcnow(),
+        )
+        session.commit()
+        return Outcome(status=RunStatus.ERROR.value)
+    return _Walk(session, run, definition, settings).go(resume)
+
+
+def _log_row(run_id: int, step_run_id: int | None, level: str, message: str, meta=None, technical=False) -> LogEntry:
+    return LogEntry(
+        run_id=run_id, step_run_id=step_run_id, level=level, level_rank=LEVEL_RANK[level],
+        message=message, meta=meta, technical=technical, created_at=utcnow(),
+    )
+
+
+class _Walk:
+    def __init__(self, session: Session, run: Run, definition: Definition, settings: ExecutorSettings):
+        self.session = session
+        self.run = run
+        self.run_id = run.id
+        self.attempt = run.attempt
+        self.definition = definition
+        self.settings = settings
+        self.done = run.progress_done
+        self.total = len(definition.steps)
+        self.pending_logs: list[dict] = []
+        self.last_commit = time.monotonic()
+        self.context = {
+            "params": dict(run.params or {}),
+            "vars": dict(settings.variables),
+            "run": {"id": run.id, "trigger": run.trigger, "attempt": run.attempt, "workflow": definition.key},
+            "steps": {},
+        }
+
+    def log(self, level: str, message: str, step_run: StepRun | None = None, meta=None, technical=False) -> None:
+        self.pending_logs.append(
+            {
+                "run_id": self.run_id,
+                "step_run_id": step_run.id if step_run is not None else None,
+                "created_at": utcnow(),
+                "level": level,
+                "level_rank": LEVEL_RANK[level],
+                "message": message,
+                "meta": meta,
+                "technical": technical,
+                "record_key": None,
+            }
+        )
+
+    def flush_logs(self) -> None:
+        if self.pending_logs:
+            self.session.execute(sa.insert(LogEntry), self.pending_logs)
+            self.pending_logs = []
+
+    def checkpoint(self) -> str:
+        """Commit buffered work and heartbeat; returns "ok", "cancel" (cancel requested) or "lost"."""
+        self.session.flush()
+        self.flush_logs()
+        row = self.session.execute(
+            sa.update(Run)
+            .where(Run.id == self.run_id, Run.status == RunStatus.RUNNING.value)
+            .values(heartbeat_at=utcnow(), progress_done=self.done, progress_total=self.total)
+            .returning(Run.cancel_requested_at)
+            .execution_options(synchronize_session=False)
+        ).first()
+        self.session.commit()
+        self.last_commit = time.monotonic()
+        if row is None:
+            return "lost"
+        return "cancel" if row.cancel_requested_at is not None else "ok"
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last_commit >= self.settings.checkpoint_seconds
+
+    def load_completed_steps(self) -> None:
+        rows = self.session.scalars(
+            sa.select(StepRun)
+            .where(StepRun.run_id == self.run_id, StepRun.status == StepStatus.COMPLETED.value)
+            .order_by(StepRun.id)
+        )
+        for sr in rows:
+            self.context["steps"][sr.step_key] = {"output": sr.output, "status": sr.status}
+
+    def go(self, resume: bool) -> Outcome:
+        if resume:
+            self.load_completed_steps()
+            key = self.finish_wait()
+        elif self.run.cursor:
+            self.load_completed_steps()
+            key = self.run.cursor
+        else:
+            who = self.run.trigger_detail or self.run.trigger
+            self.log("info", f"Run #{self.run_id} of {self.definition.name} started (attempt {self.attempt}, {who})")
+            key = self.definition.first
+        while key != END:
+            if self.due():
+                state = self.checkpoint()
+                if state != "ok":
+                    return self.stop(state)
+            spec = self.definition.steps[key]
+            outcome_or_next = self.run_step(spec)
+            if isinstance(outcome_or_next, Outcome):
+                return outcome_or_next
+            key = outcome_or_next
+        return self.complete()
+
+    def finish_wait(self) -> str:
+        sr = self.session.scalars(
+            sa.select(StepRun)
+            .where(StepRun.run_id == self.run_id, StepRun.status == StepStatus.WAITING.value)
+            .order_by(StepRun.id.desc())
+            .limit(1)
+        ).first()
+        if sr is None:
+            return self.run.cursor or self.definition.first
+        now = utcnow()
+        sr.status = StepStatus.COMPLETED.value
+        sr.resumed_at = now
+        sr.finished_at = now
+        late = (now - sr.resume_at).total_seconds() if sr.resume_at else 0.0
+        sr.output = {**(sr.output or {}), "resume_at": _iso(sr.resume_at), "resumed_at": _iso(now)}
+        self.context["steps"][sr.step_key] = {"output": sr.output, "status": sr.status}
+        self.done += 1
+        self.log("info", f"Resumed after '{sr.step_name}' (scheduled {_iso(sr.resume_at)}, {late:.1f} s late)", sr)
+        spec = self.definition.steps.get(sr.step_key)
+        return spec.next if spec else END
+
+    def run_step(self, spec: StepSpec):
+        step_type = STEP_TYPES[spec.type]
+        now = utcnow()
+        sr = StepRun(
+            run_id=self.run_id, attempt=self.attempt, step_key=spec.key, step_type=spec.type,
+            step_name=spec.name, status=StepStatus.RUNNING.value, scheduled_at=now, started_at=now,
+        )
+        self.session.add(sr)
+        self.session.flush()
+        try:
+            rendered = {
+                k: (v if k in step_type.raw_settings else render_value(v, self.context))
+                for k, v in spec.settings.items()
+            }
+        except ExpressionError as exc:
+            sr.input = spec.settings
+            return self.fail(
+                sr, "TEMPLATE_ERROR", f"A placeholder could not be rendered: {exc}",
+                "Check that every placeholder names a parameter, a variable or an earlier step's output.",
+            )
+        sr.input = rendered
+        self.log("debug", f"Step '{spec.name}' started", sr)
+        if step_type.may_block:
+            state = self.checkpoint()
+            if state != "ok":
+                return self.stop(state, current=sr)
+        env = StepEnv(context=self.context, now=utcnow(), http_timeout=self.settings.http_timeout)
+        try:
+            result = step_type.execute(rendered, env)
+        except StepFailure as exc:
+            return self.fail(sr, exc.code, exc.message, exc.suggested_fix)
+        except ExpressionError as exc:
+            return self.fail(
+                sr, "EXPRESSION_ERROR", f"The expression could not be evaluated: {exc}",
+                "Check the names the expression uses against the earlier steps' output.",
+            )
+        except Exception as exc:  # a bug or an unexpected library error: keep the stack trace for support
+            return self.fail(
+                sr, "UNEXPECTED_ERROR", f"{type(exc).__name__}: {exc}", None, traceback.format_exc()
+            )
+        for level, message, meta in result.logs:
+            self.log(level, message, sr, meta)
+        sr.output = result.output
+        if result.park_until is not None:
+            return self.park(sr, result.park_until)
+        sr.status = StepStatus.COMPLETED.value
+        sr.finished_at = utcnow()
+        self.context["steps"][spec.key] = {"output": result.output, "status": sr.status}
+        self.done += 1
+        if result.branch:
+            target = (spec.then if result.branch == "then" else spec.otherwise) or spec.next
+            sr.branch = f"{result.branch} → {target}"
+            self.log("info", f"Condition '{spec.name}' is {str(bool(result.output['value'])).lower()}: "
+                     f"taking {result.branch} → {target}", sr)
+            return target
+        self.log("info", f"Step '{spec.name}' completed in {_ms(sr)} ms", sr)
+        return spec.next
+
+    def park(self, sr: StepRun, until: datetime) -> Outcome:
+        sr.status = StepStatus.WAITING.value
+        sr.resume_at = until
+        self.log("info", f"Waiting in '{sr.step_name}' until {_iso(until)} UTC", sr)
+        self.session.flush()
+        self.flush_logs()
+        moved = move(
+            self.session, self.run_id, RunStatus.WAITING, only_from=[RunStatus.RUNNING],
+            cursor=sr.step_key, progress_done=self.done, progress_total=self.total, heartbeat_at=utcnow(),
+        )
+        self.session.commit()
+        if not moved:
+            return Outcome(status="lost")
+        return Outcome(status=RunStatus.WAITING.value, park_until=until, step_run_id=sr.id, queue=self.run.queue)
+
+    def fail(self, sr: StepRun, code: str, message: str, fix: str | None, trace: str | None = None) -> Outcome:
+        sr.status = StepStatus.FAILED.value
+        sr.finished_at = utcnow()
+        sr.error_code = code
+        sr.error_message = message
+        sr.suggested_fix = fix
+        sr.traceback = trace
+        self.log("error", f"Step '{sr.step_name}' failed [{code}]: {message}", sr, {"error_code": code})
+        if trace:
+            self.log("error", trace, sr, {"error_code": code}, technical=True)
+        self.session.flush()
+        self.flush_logs()
+        move(
+            self.session, self.run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING],
+            finished_at=utcnow(), error_code=code, error_message=f"Step '{sr.step_name}' failed: {message}",
+            cursor=sr.step_key, progress_done=self.done, progress_total=self.total,
+        )
+        self.session.commit()
+        return Outcome(status=RunStatus.FAILED.value)
+
+    def stop(self, state: str, current: StepRun | None = None) -> Outcome:
+        """End the walk because the run was cancelled, or because something else took it over."""
+        if state == "lost":
+            self.session.commit()
+            return Outcome(status="lost")
+        if current is not None:
+            current.status = StepStatus.CANCELLED.value
+            current.finished_at = utcnow()
+        self.log("warning", "Run cancelled on request; completed steps stay completed")
+        self.session.flush()
+        self.flush_logs()
+        move(
+            self.session, self.run_id, RunStatus.CANCELLED, only_from=[RunStatus.RUNNING],
+            finished_at=utcnow(), progress_done=self.done,
+        )
+        self.session.commit()
+        return Outcome(status=RunStatus.CANCELLED.value)
+
+    def complete(self) -> Outcome:
+        self.log("info", f"Run completed: {self.done} step(s) done")
+        self.session.flush()
+        self.flush_logs()
+        move(
+            self.session, self.run_id, RunStatus.COMPLETED, only_from=[RunStatus.RUNNING],
+            finished_at=utcnow(), progress_done=self.done, progress_total=self.total, cursor=None,
+            result={"steps": {k: v["output"] for k, v in self.context["steps"].items()}},
+        )
+        self.session.commit()
+        return Outcome(status=RunStatus.COMPLETED.value)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def _ms(sr: StepRun) -> int:
+    return round((sr.finished_at - sr.started_at).total_seconds() * 1000)

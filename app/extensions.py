@@ -1,0 +1,79 @@
+"""Extension objects, created unbound and attached by create_app through init_app."""
+from datetime import datetime
+
+import redis
+import sqlalchemy as sa
+from flask import Flask
+from flask_htmx import HTMX
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+from rq import Queue
+from rq_scheduler import Scheduler
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every Flowdesk model."""
+
+    metadata = sa.MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+htmx = HTMX()
+
+
+class Queues:
+    """Holds the Redis connection and hands out RQ queues and the rq-scheduler for this app."""
+
+    def __init__(self) -> None:
+        self._connection: redis.Redis | None = None
+        self._url: str | None = None
+        self._embedded_dir: str | None = None
+
+    def init_app(self, app: Flask) -> None:
+        self._connection = None
+        self._url = app.config["REDIS_URL"]
+        # No REDIS_URL: the private redis-server under instance/ starts on first use, not at app creation.
+        self._embedded_dir = None if self._url else app.instance_path
+        app.extensions["flowdesk_queues"] = self
+
+    @property
+    def connection(self) -> redis.Redis:
+        if self._connection is None:
+            url = self._url
+            if self._embedded_dir is not None:
+                from app.embedded import ensure_embedded_redis
+
+                url, _ = ensure_embedded_redis(self._embedded_dir)
+            self._connection = redis.Redis.from_url(url)
+        return self._connection
+
+    def queue(self, name: str = "default") -> Queue:
+        return Queue(name, connection=self.connection)
+
+    def scheduler(self) -> Scheduler:
+        return Scheduler(connection=self.connection)
+
+    def enqueue(self, queue_name: str, func: str, *args, job_id: str | None = None):
+        """Put a job on a queue now."""
+        return self.queue(queue_name).enqueue(func, *args, job_id=job_id, result_ttl=60, failure_ttl=7 * 86400)
+
+    def enqueue_at(self, when: datetime, queue_name: str, func: str, *args, job_id: str | None = None):
+        """Hand a job to rq-scheduler, which moves it onto `queue_name` at `when` (naive UTC)."""
+        return self.scheduler().enqueue_at(when, func, *args, queue_name=queue_name, job_id=job_id, job_result_ttl=60)
+
+
+queues = Queues()

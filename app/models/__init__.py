@@ -1,0 +1,7 @@
+"""SQLAlchemy models, one module per aggregate."""
+from app.models.log import LogEntry
+from app.models.run import Run, StepRun
+from app.models.user import ApiToken, User
+from app.models.workflow import Workflow, WorkflowVersion
+
+__all__ = ["ApiToken", "LogEntry", "Run", "StepRun", "User", "Workflow", "WorkflowVersion"]

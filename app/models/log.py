@@ -1,0 +1,33 @@
+"""The job log: append-only lines written by workers."""
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models.types import BigId, JSONType
+from app.timeutil import utcnow
+
+LEVELS = ("debug", "info", "warning", "error")
+LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
+
+
+class LogEntry(db.Model):
+    __tablename__ = "log_entries"
+    __table_args__ = (
+        sa.Index("ix_log_entries_run_id_id", "run_id", "id"),
+        sa.Index("ix_log_entries_run_id_level_rank_id", "run_id", "level_rank", "id"),
+        sa.Index("ix_log_entries_record_key", "record_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"))
+    step_run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("step_runs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    level: Mapped[str] = mapped_column(sa.String(10))
+    # Numeric level so "warning and above" is an index range, not an IN list.
+    level_rank: Mapped[int] = mapped_column(sa.SmallInteger)
+    record_key: Mapped[str | None] = mapped_column(sa.String(120))
+    message: Mapped[str] = mapped_column(sa.Text)
+    meta: Mapped[dict | None] = mapped_column(JSONType)
+    technical: Mapped[bool] = mapped_column(default=False)

@@ -1,0 +1,107 @@
+"""Runs of a workflow and the step runs they are made of."""
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.engine.states import FINISHED, RunStatus
+from app.extensions import db
+from app.models.types import BigId, JSONType
+from app.timeutil import utcnow
+
+
+class Run(db.Model):
+    __tablename__ = "runs"
+    __table_args__ = (
+        sa.Index("ix_runs_workflow_id_id", "workflow_id", "id"),
+        sa.Index("ix_runs_status_id", "status", "id"),
+        sa.UniqueConstraint("workflow_id", "idempotency_key", name="uq_runs_idempotency_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workflow_id: Mapped[int] = mapped_column(sa.ForeignKey("workflows.id", ondelete="CASCADE"))
+    version_id: Mapped[int] = mapped_column(sa.ForeignKey("workflow_versions.id"))
+    status: Mapped[str] = mapped_column(sa.String(32), default=RunStatus.PENDING.value)
+    trigger: Mapped[str] = mapped_column(sa.String(20), default="manual")  # manual | api | schedule | webhook | record
+    triggered_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    trigger_detail: Mapped[str] = mapped_column(sa.String(255), default="")
+    queue: Mapped[str] = mapped_column(sa.String(80), default="default")
+    params: Mapped[dict] = mapped_column(JSONType, default=dict)
+    selected_keys: Mapped[list | None] = mapped_column(JSONType)
+    context: Mapped[dict | None] = mapped_column(JSONType)
+    replay_of_id: Mapped[int | None] = mapped_column(sa.ForeignKey("runs.id", ondelete="SET NULL"))
+    attempt: Mapped[int] = mapped_column(default=1)
+    # The step the run resumes at (after a wait, or on retry); None means the first step.
+    cursor: Mapped[str | None] = mapped_column(sa.String(80))
+    progress_done: Mapped[int] = mapped_column(default=0)
+    progress_total: Mapped[int] = mapped_column(default=0)
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    cancel_requested_at: Mapped[datetime | None]
+    cancelled_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    error_code: Mapped[str | None] = mapped_column(sa.String(80))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    result: Mapped[dict | None] = mapped_column(JSONType)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(120))
+
+    workflow = relationship("Workflow")
+    version = relationship("WorkflowVersion")
+    triggered_by = relationship("User", foreign_keys=[triggered_by_id])
+    steps: Mapped[list["StepRun"]] = relationship(back_populates="run", order_by="StepRun.id")
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def percent(self) -> int:
+        if self.status == RunStatus.COMPLETED:
+            return 100
+        if not self.progress_total:
+            return 0
+        return min(100, round(100 * self.progress_done / self.progress_total))
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or utcnow()
+        return max(0.0, (end - self.started_at).total_seconds())
+
+
+class StepRun(db.Model):
+    __tablename__ = "step_runs"
+    __table_args__ = (sa.Index("ix_step_runs_run_id_id", "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(default=1)
+    item_key: Mapped[str | None] = mapped_column(sa.String(120))
+    step_key: Mapped[str] = mapped_column(sa.String(80))
+    step_type: Mapped[str] = mapped_column(sa.String(40))
+    step_name: Mapped[str] = mapped_column(sa.String(120))
+    status: Mapped[str] = mapped_column(sa.String(20))
+    scheduled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    input: Mapped[dict | None] = mapped_column(JSONType)
+    output: Mapped[dict | None] = mapped_column(JSONType)
+    error_code: Mapped[str | None] = mapped_column(sa.String(80))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    traceback: Mapped[str | None] = mapped_column(sa.Text)
+    suggested_fix: Mapped[str | None] = mapped_column(sa.Text)
+    branch: Mapped[str | None] = mapped_column(sa.String(80))
+    resume_at: Mapped[datetime | None]
+    resumed_at: Mapped[datetime | None]
+    retries: Mapped[int] = mapped_column(default=0)
+
+    run: Mapped[Run] = relationship(back_populates="steps")
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, (self.finished_at - self.started_at).total_seconds())

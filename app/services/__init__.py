@@ -1,0 +1,1 @@
+"""Use cases called by views, jobs and CLI commands. They change state; the caller commits."""

@@ -1,0 +1,137 @@
+"""Starting and cancelling runs."""
+from dataclasses import dataclass
+from functools import lru_cache
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.engine.definition import Definition, parse_definition
+from app.engine.params import coerce_params
+from app.engine.states import RunStatus, StepStatus
+from app.engine.transitions import move
+from app.extensions import queues
+from app.models import LogEntry, Run, StepRun, User, Workflow, WorkflowVersion
+from app.models.log import LEVEL_RANK
+from app.security import Capability, can
+from app.services.dispatch import after_commit
+from app.timeutil import utcnow
+
+
+class PermissionDenied(Exception):
+    """The user's role does not allow this action."""
+
+
+class WorkflowUnavailable(Exception):
+    """The workflow cannot run now (a draft, or disabled); the message says why."""
+
+
+@lru_cache(maxsize=256)
+def _parsed(version_id: int, definition_json: str) -> Definition:
+    import json
+
+    return parse_definition(json.loads(definition_json))
+
+
+def definition_of(version: WorkflowVersion) -> Definition:
+    """The parsed definition of a published version (cached per version)."""
+    import json
+
+    return _parsed(version.id, json.dumps(version.definition, sort_keys=True))
+
+
+def execute_job_id(run_id: int, attempt: int) -> str:
+    return f"run-{run_id}-a{attempt}"
+
+
+def start_run(
+    session: Session,
+    workflow: Workflow,
+    user: User,
+    raw_params: dict,
+    *,
+    trigger: str = "manual",
+    from_form: bool = False,
+) -> Run:
+    """Check the user may run the workflow and the parameters are valid, then add a pending run.
+
+    The run is enqueued on the workflow's queue when the caller commits. Raises PermissionDenied,
+    WorkflowUnavailable or ParamErrors.
+    """
+    if not can(user, Capability.RUN_WORKFLOW):
+        raise PermissionDenied("Your role cannot run workflows.")
+    if workflow.allowed_roles and user.role not in workflow.allowed_roles and not can(user, Capability.VIEW_DRAFTS):
+        raise PermissionDenied("Your role is not allowed to run this workflow.")
+    if not workflow.is_published:
+        raise WorkflowUnavailable("This workflow is a draft; publish it before running it.")
+    if not workflow.enabled:
+        raise WorkflowUnavailable("This workflow is disabled; enable it before running it.")
+    version = workflow.published_version
+    definition = definition_of(version)
+    params = coerce_params(definition.params, raw_params, from_form=from_form)
+    run = Run(
+        workflow_id=workflow.id,
+        version_id=version.id,
+        status=RunStatus.PENDING.value,
+        trigger=trigger,
+        triggered_by_id=user.id,
+        trigger_detail=f"{trigger} by {user.email}",
+        queue=workflow.queue,
+        params=params,
+        progress_total=len(definition.steps),
+        queued_at=utcnow(),
+    )
+    session.add(run)
+    workflow.last_run_at = run.queued_at
+    session.flush()
+    run_id, queue, attempt = run.id, run.queue, run.attempt
+    after_commit(
+        session, lambda: queues.enqueue(queue, "jobs.runs.execute_run", run_id, job_id=execute_job_id(run_id, attempt))
+    )
+    return run
+
+
+@dataclass
+class CancelResult:
+    """What a cancel did: "cancelled" now, "requested" (the worker stops at the next step) or "finished"."""
+
+    outcome: str
+    status: str
+
+
+def cancel_run(session: Session, run: Run, user: User) -> CancelResult:
+    """Cancel a pending or waiting run at once, or ask the worker to stop a running one between steps."""
+    if not can(user, Capability.CANCEL_RUN):
+        raise PermissionDenied("Your role cannot cancel runs.")
+    now = utcnow()
+    for _ in range(3):
+        status = RunStatus(session.scalar(sa.select(Run.status).where(Run.id == run.id)))
+        if status == RunStatus.RUNNING:
+            result = session.execute(
+                sa.update(Run)
+                .where(Run.id == run.id, Run.status == RunStatus.RUNNING.value)
+                .values(cancel_requested_at=now, cancelled_by_id=user.id)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 1:
+                _log(session, run.id, "warning", f"Cancel requested by {user.email}; stopping after the current step")
+                return CancelResult("requested", status.value)
+        elif status in (RunStatus.PENDING, RunStatus.WAITING, RunStatus.WAITING_FOR_APPROVAL):
+            if move(
+                session, run.id, RunStatus.CANCELLED, only_from=[status],
+                finished_at=now, cancel_requested_at=now, cancelled_by_id=user.id,
+            ):
+                session.execute(
+                    sa.update(StepRun)
+                    .where(StepRun.run_id == run.id, StepRun.status == StepStatus.WAITING.value)
+                    .values(status=StepStatus.CANCELLED.value, finished_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                _log(session, run.id, "warning", f"Run cancelled by {user.email}")
+                return CancelResult("cancelled", RunStatus.CANCELLED.value)
+        else:
+            return CancelResult("finished", status.value)
+    return CancelResult("finished", session.scalar(sa.select(Run.status).where(Run.id == run.id)))
+
+
+def _log(session: Session, run_id: int, level: str, message: str) -> None:
+    session.add(LogEntry(run_id=run_id, level=level, level_rank=LEVEL_RANK[level], message=message))

@@ -1,0 +1,54 @@
+"""Request-wide glue: the user loader, template helpers and filters."""
+from datetime import datetime
+
+from flask import Flask
+from flask_login import current_user
+
+from app.engine.states import ACTIVE, FINISHED, RunStatus
+from app.extensions import db, login_manager
+from app.models import User
+from app.security import Capability, can
+
+
+def init_app(app: Flask) -> None:
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        return db.session.get(User, int(user_id))
+
+    @app.context_processor
+    def helpers():
+        return {
+            "can": lambda capability: can(current_user, Capability(capability)),
+            "RunStatus": RunStatus,
+            "ACTIVE_STATUSES": {s.value for s in ACTIVE},
+            "FINISHED_STATUSES": {s.value for s in FINISHED},
+        }
+
+    app.jinja_env.filters["when"] = _when
+    app.jinja_env.filters["duration"] = _duration
+    app.jinja_env.filters["status_label"] = lambda s: RunStatus(s).label if s in RunStatus._value2member_map_ else str(s).capitalize()
+    app.jinja_env.filters["pretty_json"] = _pretty_json
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "—"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{round(seconds * 1000)} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def _pretty_json(value) -> str:
+    import json
+
+    return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)

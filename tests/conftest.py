@@ -1,0 +1,283 @@
+"""Fixtures: a real database (SQLite file, or PostgreSQL from DATABASE_URL), a real Redis (embedded,
+or REDIS_URL), real RQ workers, a live HTTP server, and signed-in clients for each role."""
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_REDIS_DB = 13
+PASSWORD = "correct-horse-battery"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _with_db_number(url: str, number: int) -> str:
+    if url.startswith("unix://"):
+        return f"{url.split('?')[0]}?db={number}"
+    base = re.sub(r"/\d+$", "", url.rstrip("/"))
+    return f"{base}/{number}"
+
+
+@pytest.fixture(scope="session")
+def tmp_root():
+    with tempfile.TemporaryDirectory(prefix="flowdesk-tests-") as d:
+        yield Path(d)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_root):
+    """REDIS_URL when set (on a dedicated database number), else a private embedded redis-server."""
+    from app.embedded import ensure_embedded_redis, stop_embedded_redis
+
+    if os.environ.get("REDIS_URL"):
+        yield _with_db_number(os.environ["REDIS_URL"], TEST_REDIS_DB)
+        return
+    url, _ = ensure_embedded_redis(tmp_root / "redis", persist=False)
+    yield _with_db_number(url, TEST_REDIS_DB)
+    stop_embedded_redis(tmp_root / "redis")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_root):
+    """DATABASE_URL when set (PostgreSQL in CI), else a SQLite file of this test session."""
+    from app.config import database_url as normalise
+
+    return normalise(os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_root / 'flowdesk-test.db'}")
+
+
+@pytest.fixture(scope="session")
+def sandbox_port():
+    return _free_port()
+
+
+@pytest.fixture(scope="session")
+def app(tmp_root, redis_url, database_url, sandbox_port):
+    """The app, on a freshly migrated database."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.extensions import db
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": redis_url,
+            "INSTANCE_DIR": str(tmp_root / "instance"),
+            "DEMO_MODE": True,
+            "FLOWDESK_VARS": {"sandbox_url": f"http://127.0.0.1:{sandbox_port}/sandbox"},
+            "CHECKPOINT_SECONDS": 0.05,
+            "HTTP_STEP_TIMEOUT": 10,
+        }
+    )
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as conn:
+                conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+                conn.execute(sa.text("CREATE SCHEMA public"))
+        upgrade()
+        db.session.remove()
+    yield app
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state(request):
+    """A fresh database and an empty Redis database for every test that uses the app."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("app")
+    from app.extensions import db, queues
+
+    with app.app_context():
+        _empty_tables(db)
+        queues.connection.flushdb()
+    yield
+    with app.app_context():
+        db.session.remove()
+
+
+def _empty_tables(db) -> None:
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            conn.execute(sa.text("PRAGMA foreign_keys=OFF"))
+            for name in tables:
+                conn.execute(sa.text(f"DELETE FROM {name}"))
+            conn.execute(sa.text("DELETE FROM sqlite_sequence")) if conn.execute(
+                sa.text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")
+            ).first() else None
+            conn.execute(sa.text("PRAGMA foreign_keys=ON"))
+
+
+@pytest.fixture
+def ctx(app):
+    """An application context for service-level tests."""
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def session(ctx):
+    from app.extensions import db
+
+    return db.session
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(app):
+    """Create a user with a role; returns the user's email."""
+    from app.extensions import db
+    from app.services.users import create_user
+
+    def make(role: str, email: str | None = None) -> str:
+        email = email or f"{role}@test.example"
+        with app.app_context():
+            create_user(db.session, email, PASSWORD, role, name=role.capitalize())
+            db.session.commit()
+        return email
+
+    return make
+
+
+def csrf_token(client, path="/login") -> str:
+    """The CSRF token a page carries, as a browser would read it."""
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html) or re.search(r'"X-CSRFToken": "([^"]+)"', html)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+@pytest.fixture
+def login_as(client, make_user):
+    """Sign the test client in as a new user with `role`; returns the email."""
+
+    def login(role: str) -> str:
+        email = make_user(role)
+        token = csrf_token(client)
+        response = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return email
+
+    return login
+
+
+@pytest.fixture
+def load_workflow(app):
+    """Load and publish a workflow definition; returns its key."""
+    from app.extensions import db
+    from app.services.workflows import load_definition
+
+    def load(definition: dict) -> str:
+        with app.app_context():
+            result = load_definition(db.session, definition)
+            db.session.commit()
+            return result.workflow.key
+
+    return load
+
+
+@pytest.fixture
+def demo_workflows(app):
+    """Seed the demo users and workflows as `make run` does."""
+    from app.extensions import db
+    from app.services.demo import seed
+
+    with app.app_context():
+        list(seed(db.session))
+        db.session.commit()
+
+
+@pytest.fixture(scope="session")
+def live_server(app, sandbox_port):
+    """The app served over real HTTP (the sandbox API for http_request steps, and the browser tests)."""
+    server = make_server("127.0.0.1", sandbox_port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{sandbox_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def drain(app, live_server):
+    """Run real RQ work: a forking FlowdeskWorker in burst mode, plus rq-scheduler for parked runs.
+
+    Returns a function that works until no job is queued or scheduled (or `timeout` passes).
+    """
+    import jobs
+    from app.extensions import db, queues
+    from app.worker import FlowdeskWorker
+
+    def run(queue_names=("default",), timeout: float = 30.0) -> None:
+        with app.app_context():
+            db.session.remove()
+            jobs.bind_app(app)
+            FlowdeskWorker.flask_app = app
+            scheduler = queues.scheduler()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                scheduler.enqueue_jobs()
+                qs = [queues.queue(n) for n in queue_names]
+                if any(q.count for q in qs):
+                    FlowdeskWorker(qs, connection=queues.connection).work(burst=True, logging_level="WARNING")
+                    continue
+                if scheduler.count() == 0:
+                    return
+                time.sleep(0.1)
+            raise AssertionError("jobs were still queued or scheduled when the drain timed out")
+
+    return run
+
+
+@pytest.fixture
+def worker_processes(app, live_server, redis_url, database_url, tmp_root):
+    """A real `flask worker` and `flask scheduler` in subprocesses, as in production."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "FLOWDESK_INSTANCE": str(tmp_root / "instance"),
+        "FLOWDESK_VARS": '{"sandbox_url": "%s/sandbox"}' % live_server,
+        "FLOWDESK_CHECKPOINT_SECONDS": "0.05",
+        "SECRET_KEY": "test-secret",
+    }
+    logs = tmp_root / "process-logs"
+    logs.mkdir(exist_ok=True)
+    procs = []
+    for name, args in (("worker", ["worker", "default"]), ("scheduler", ["scheduler", "--interval", "0.5"])):
+        out = open(logs / f"{name}.log", "w")
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=env, stdout=out, stderr=out
+            )
+        )
+    yield procs
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
