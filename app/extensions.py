@@ -1,5 +1,5 @@
 """Extension objects, created unbound and attached by create_app through init_app."""
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import redis
 import sqlalchemy as sa
@@ -73,6 +73,9 @@ class Queues:
 
     def enqueue_at(self, when: datetime, queue_name: str, func: str, *args, job_id: str | None = None):
         """Hand a job to rq-scheduler, which moves it onto `queue_name` at `when` (naive UTC)."""
+        # rq-scheduler keeps whole seconds and drops the fraction, which would fire up to 1 s early.
+        if when.microsecond:
+            when = when.replace(microsecond=0) + timedelta(seconds=1)
         return self.scheduler().enqueue_at(when, func, *args, queue_name=queue_name, job_id=job_id, job_result_ttl=60)
 
 

@@ -83,6 +83,8 @@ def app(tmp_root, redis_url, database_url, sandbox_port):
             "FLOWDESK_VARS": {"sandbox_url": f"http://127.0.0.1:{sandbox_port}/sandbox"},
             "CHECKPOINT_SECONDS": 0.05,
             "HTTP_STEP_TIMEOUT": 10,
+            # Salted like production, but cheap: scrypt costs ~0.2 s per hash and tests make hundreds.
+            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         }
     )
     with app.app_context():

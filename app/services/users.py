@@ -2,6 +2,7 @@
 import re
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import Session
 
 from app.models import ApiToken, User
@@ -27,7 +28,7 @@ def create_user(session: Session, email: str, password: str, role: str, name: st
     if session.scalar(sa.select(User.id).where(User.email == email)):
         raise UserError(f"email: a user with email {email} already exists")
     user = User(email=email, role=role, name=name)
-    user.set_password(password)
+    user.set_password(password, current_app.config.get("PASSWORD_HASH_METHOD", "scrypt"))
     session.add(user)
     session.flush()
     return user

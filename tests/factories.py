@@ -1,0 +1,30 @@
+"""Rows for tests: workflows from small definitions, users, and runs started through the real service."""
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import Run, User, Workflow
+from app.services.runs import start_run
+
+
+def steps_workflow(key: str, steps: list[dict], params: list[dict] | None = None, **extra) -> dict:
+    return {"key": key, "name": key.replace("-", " ").capitalize(), "params": params or [], "steps": steps, **extra}
+
+
+def start(app, key: str, email: str, params: dict | None = None, trigger: str = "manual") -> int:
+    """Start a run as the user with `email` and commit (which enqueues it); returns the run id."""
+    with app.app_context():
+        workflow = db.session.scalar(sa.select(Workflow).where(Workflow.key == key))
+        user = db.session.scalar(sa.select(User).where(User.email == email))
+        run = start_run(db.session, workflow, user, params or {}, trigger=trigger)
+        db.session.commit()
+        return run.id
+
+
+def get_run(app, run_id: int) -> Run:
+    """A fresh copy of the run, with its steps loaded."""
+    with app.app_context():
+        db.session.expire_all()
+        run = db.session.get(Run, run_id)
+        _ = list(run.steps)
+        db.session.expunge_all()
+        return run

@@ -1,0 +1,245 @@
+"""Pages: sign-in, the workflow list, the Run form, the run page and its log, roles and CSRF."""
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import Run
+from tests.conftest import PASSWORD, csrf_token
+from tests.factories import get_run, start, steps_workflow
+
+ROLES = ["viewer", "operator", "manager", "admin", "support"]
+
+
+def test_signing_in_with_a_wrong_password_says_so_at_the_form(client, make_user):
+    email = make_user("operator")
+    response = client.post("/login", data={"email": email, "password": "nope", "csrf_token": csrf_token(client)})
+    assert response.status_code == 401
+    assert "Email or password is incorrect." in response.get_data(as_text=True)
+    assert f'value="{email}"' in response.get_data(as_text=True)
+
+
+def test_pages_need_sign_in(client):
+    response = client.get("/workflows")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_sign_in_then_sign_out(client, make_user):
+    email = make_user("viewer")
+    token = csrf_token(client)
+    response = client.post("/login?next=/runs", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    assert response.headers["Location"] == "/runs"
+    assert client.get("/workflows").status_code == 200
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/workflows")})
+    assert client.get("/workflows").status_code == 302
+
+
+def test_sign_in_refuses_an_offsite_next(client, make_user):
+    email = make_user("viewer")
+    token = csrf_token(client)
+    response = client.post("/login?next=//evil.example/x",
+                           data={"email": email, "password": PASSWORD, "csrf_token": token})
+    assert response.headers["Location"] == "/workflows"
+
+
+def test_a_post_without_the_csrf_token_is_refused(client, make_user):
+    email = make_user("operator")
+    assert client.post("/login", data={"email": email, "password": PASSWORD}).status_code == 400
+
+
+def test_an_htmx_post_without_the_csrf_header_is_refused(client, login_as, demo_workflows, app):
+    email = login_as("operator")
+    run_id = start(app, "attendance-import", email, {"site": "north", "day": "2026-11-20"})
+    response = client.post(f"/runs/{run_id}/cancel", headers={"HX-Request": "true"})
+    assert response.status_code == 400
+    token = csrf_token(client, f"/runs/{run_id}")
+    response = client.post(f"/runs/{run_id}/cancel", headers={"HX-Request": "true", "X-CSRFToken": token})
+    assert response.status_code == 200
+    assert get_run(app, run_id).status == "cancelled"
+
+
+def test_workflow_search_filters_by_name_or_key_and_the_partial_is_just_the_table(client, login_as, demo_workflows):
+    login_as("viewer")
+    page = client.get("/workflows?q=attend").get_data(as_text=True)
+    assert "Attendance import" in page and "Invoice sync" not in page
+    assert "<html" in page
+    by_key = client.get("/workflows?q=invoice-sync").get_data(as_text=True)
+    assert "Invoice sync" in by_key and "Attendance import" not in by_key
+    partial = client.get("/workflows?q=attend", headers={"HX-Request": "true", "HX-Target": "workflow-table"})
+    html = partial.get_data(as_text=True)
+    assert html.lstrip().startswith('<div id="workflow-table"') and "<html" not in html
+
+
+def test_workflow_list_filters_by_type(client, login_as, demo_workflows):
+    login_as("viewer")
+    automated = client.get("/workflows?kind=automated").get_data(as_text=True)
+    assert "Connection check" in automated and "Invoice sync" not in automated
+
+
+def test_drafts_and_disabled_workflows_are_hidden_from_non_admins(app, client, login_as, load_workflow):
+    from app.models import Workflow
+
+    load_workflow(steps_workflow("hidden", [{"key": "a", "type": "noop"}]))
+    with app.app_context():
+        workflow = db.session.scalar(sa.select(Workflow).where(Workflow.key == "hidden"))
+        workflow.enabled = False
+        db.session.commit()
+    login_as("manager")
+    assert "Hidden" not in client.get("/workflows").get_data(as_text=True)
+    assert client.get("/workflows/hidden").status_code == 404
+
+
+def test_role_restricted_workflows_answer_404_to_other_roles(client, login_as, load_workflow):
+    load_workflow(steps_workflow("payroll", [{"key": "a", "type": "noop"}], allowed_roles=["manager"]))
+    login_as("operator")
+    assert client.get("/workflows/payroll").status_code == 404
+
+
+def test_run_form_is_generated_from_the_parameters(client, login_as, demo_workflows):
+    login_as("operator")
+    html = client.get("/workflows/attendance-import").get_data(as_text=True)
+    assert re.search(r'<select id="param-site" name="site"', html)
+    assert 'type="date"' in html and 'name="day"' in html
+    assert 'type="checkbox" name="notify"' in html
+    assert "Start run" in html
+
+
+def test_run_form_errors_are_shown_next_to_each_field_and_values_kept(client, login_as, demo_workflows, app):
+    login_as("operator")
+    token = csrf_token(client, "/workflows/invoice-sync")
+    response = client.post("/workflows/invoice-sync/runs", data={"since": "", "limit": "abc", "csrf_token": token})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "Since is required" in html
+    assert "Limit must be a whole number" in html
+    assert 'value="abc"' in html
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Run)) == 0
+
+
+def test_starting_a_run_from_the_form_opens_its_page(client, login_as, demo_workflows, app, drain):
+    login_as("operator")
+    token = csrf_token(client, "/workflows/attendance-import")
+    response = client.post("/workflows/attendance-import/runs",
+                           data={"site": "south", "day": "2026-11-20", "csrf_token": token})
+    assert response.status_code == 302
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Pending" in page and 'hx-trigger="every 1s"' in page
+    drain()
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Completed" in page
+    assert "Fetch attendance rows" in page and "Anyone absent?" in page
+    assert 'hx-trigger="every 1s"' not in page  # finished: nothing polls any more
+
+
+def test_the_run_panel_partial_polls_only_while_active(client, login_as, demo_workflows, app, drain):
+    email = login_as("operator")
+    run_id = start(app, "attendance-import", email, {"site": "north", "day": "2026-11-20"})
+    headers = {"HX-Request": "true", "HX-Target": "run-panel"}
+    active = client.get(f"/runs/{run_id}", headers=headers).get_data(as_text=True)
+    assert active.lstrip().startswith('<section id="run-panel"') and 'hx-trigger="every 1s"' in active
+    drain()
+    done = client.get(f"/runs/{run_id}", headers=headers).get_data(as_text=True)
+    assert "Completed" in done and "hx-trigger" not in done.split(">", 1)[0]
+
+
+def test_the_log_tail_returns_only_lines_after_the_cursor(client, login_as, demo_workflows, app, drain):
+    from app.models import LogEntry
+
+    email = login_as("operator")
+    run_id = start(app, "attendance-import", email, {"site": "north", "day": "2026-11-20"})
+    drain()
+    with app.app_context():
+        ids = db.session.scalars(sa.select(LogEntry.id).where(LogEntry.run_id == run_id).order_by(LogEntry.id)).all()
+    assert len(ids) >= 4
+    tail = client.get(f"/runs/{run_id}/log?after={ids[-2]}", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert tail.count('data-id="') == 1 and f'data-id="{ids[-1]}"' in tail
+    assert "End of log." in tail and "hx-trigger" not in tail
+
+
+def test_the_log_level_filter_hides_lower_levels(client, login_as, demo_workflows, app, drain):
+    email = login_as("operator")
+    run_id = start(app, "payment-reminders", email, {"since": "2026-11-01"})
+    drain()
+    everything = client.get(f"/runs/{run_id}/log", headers={"HX-Request": "true"}).get_data(as_text=True)
+    errors = client.get(f"/runs/{run_id}/log?level=error", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "level-info" in everything and "level-info" not in errors
+    assert "HTTP_422" in errors
+
+
+def test_technical_log_lines_are_for_support_only(client, make_user, load_workflow, app, drain):
+    from app.models import LogEntry
+    from app.models.log import LEVEL_RANK
+
+    load_workflow(steps_workflow("tech", [{"key": "a", "type": "noop"}]))
+    run_id = start(app, "tech", make_user("admin", "boss@test.example"))
+    drain()
+    with app.app_context():
+        db.session.add(LogEntry(run_id=run_id, level="error", level_rank=LEVEL_RANK["error"],
+                                message="Traceback: secret internals", technical=True))
+        db.session.commit()
+    for role, visible in (("operator", False), ("support", True)):
+        c = app.test_client()
+        email = make_user(role)
+        c.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(c)})
+        assert ("secret internals" in c.get(f"/runs/{run_id}").get_data(as_text=True)) is visible
+
+
+# Every page route x every role: who may open it, and who may act.
+PAGE_ACCESS = {
+    "/workflows": set(ROLES),
+    "/workflows/attendance-import": set(ROLES),
+    "/runs": set(ROLES),
+    "/runs/{run_id}": set(ROLES),
+    "/runs/{run_id}/log": set(ROLES),
+}
+RUNNERS = {"operator", "manager", "admin", "support"}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("path", list(PAGE_ACCESS))
+def test_page_access_by_role(role, path, app, client, make_user, demo_workflows):
+    run_id = start(app, "attendance-import", make_user("admin", "owner@test.example"),
+                   {"site": "north", "day": "2026-11-20"})
+    email = make_user(role)
+    client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(client)})
+    response = client.get(path.format(run_id=run_id))
+    expected_ok = role in PAGE_ACCESS[path]
+    assert (response.status_code in (200, 302)) is expected_ok, response.status_code
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_only_roles_with_run_workflow_can_start_a_run(role, app, client, make_user, demo_workflows):
+    email = make_user(role)
+    client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(client)})
+    token = csrf_token(client, "/workflows")
+    response = client.post("/workflows/attendance-import/runs",
+                           data={"site": "north", "day": "2026-11-20", "csrf_token": token})
+    assert response.status_code == (302 if role in RUNNERS else 403)
+    with app.app_context():
+        count = db.session.scalar(sa.select(sa.func.count()).select_from(Run))
+    assert count == (1 if role in RUNNERS else 0)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_only_roles_with_cancel_run_can_cancel(role, app, client, make_user, demo_workflows):
+    run_id = start(app, "attendance-import", make_user("admin", "owner@test.example"),
+                   {"site": "north", "day": "2026-11-20"})
+    email = make_user(role)
+    client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(client)})
+    token = csrf_token(client, "/workflows")
+    response = client.post(f"/runs/{run_id}/cancel", data={"csrf_token": token})
+    assert response.status_code == (302 if role in RUNNERS else 403)
+    assert get_run(app, run_id).status == ("cancelled" if role in RUNNERS else "pending")
+
+
+def test_a_viewer_sees_no_run_form(client, login_as, demo_workflows):
+    login_as("viewer")
+    html = client.get("/workflows/attendance-import").get_data(as_text=True)
+    assert "cannot run it" in html and "Start run" not in html
+
+
+def test_a_missing_run_is_404(client, login_as):
+    login_as("admin")
+    assert client.get("/runs/999999").status_code == 404
