@@ -99,6 +99,7 @@ def worker_command(queue_names, burst, name):
     FlowdeskWorker.flask_app = app
     qs = [queues.queue(n) for n in (queue_names or ("default",))]
     worker = FlowdeskWorker(qs, connection=queues.connection, name=name)
+    worker.warm_up()
     worker.work(burst=burst, logging_level="INFO")
 
 

@@ -243,3 +243,15 @@ def test_a_viewer_sees_no_run_form(client, login_as, demo_workflows):
 def test_a_missing_run_is_404(client, login_as):
     login_as("admin")
     assert client.get("/runs/999999").status_code == 404
+
+
+def test_runs_of_role_restricted_workflows_are_not_listed_for_other_roles(app, client, make_user, load_workflow):
+    load_workflow(steps_workflow("payroll", [{"key": "a", "type": "noop"}], allowed_roles=["manager"]))
+    load_workflow(steps_workflow("open", [{"key": "a", "type": "noop"}]))
+    secret = start(app, "payroll", make_user("manager"))
+    public = start(app, "open", make_user("operator", "other@test.example"))
+    email = make_user("operator")
+    client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(client)})
+    html = client.get("/runs").get_data(as_text=True)
+    assert f"/runs/{public}" in html and f"/runs/{secret}" not in html
+    assert client.get(f"/runs/{secret}").status_code == 404

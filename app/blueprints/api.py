@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 from app.engine.params import ParamErrors
 from app.extensions import db
 from app.models import Run, Workflow
-from app.security import Capability, can, visible_workflows_filter, workflow_visible
+from app.security import Capability, can, visible_workflows, workflow_visible
 from app.services.runs import PermissionDenied, WorkflowUnavailable, start_run
 from app.services.users import user_for_token
 
@@ -92,16 +92,13 @@ def list_workflows():
     """The workflows the token's user may see."""
     if not can(g.api_user, Capability.LIST_WORKFLOWS):
         return _error(403, "Your role cannot list workflows.")
-    rows = db.session.scalars(
-        sa.select(Workflow).where(visible_workflows_filter(g.api_user)).order_by(Workflow.name)
-    )
+    rows = visible_workflows(db.session, g.api_user)
     return jsonify(
         {
             "workflows": [
                 {"key": w.key, "name": w.name, "kind": w.kind, "state": w.state, "enabled": w.enabled,
                  "queue": w.queue, "version": w.published_version.number if w.published_version else None}
                 for w in rows
-                if workflow_visible(w, g.api_user)
             ]
         }
     )

@@ -5,9 +5,9 @@ from flask_login import current_user
 
 from app.engine.states import ACTIVE, RunStatus
 from app.extensions import db, htmx, queues
-from app.models import LogEntry, Run, Workflow
+from app.models import LogEntry, Run
 from app.models.log import LEVEL_RANK, LEVELS
-from app.security import Capability, can, get_run_or_404, requires, visible_workflows_filter
+from app.security import Capability, can, get_run_or_404, requires, visible_workflow_ids
 from app.services.runs import PermissionDenied, cancel_run
 
 bp = Blueprint("runs", __name__)
@@ -22,8 +22,7 @@ def index():
     before = request.args.get("before", type=int)
     query = (
         sa.select(Run)
-        .join(Workflow, Workflow.id == Run.workflow_id)
-        .where(visible_workflows_filter(current_user))
+        .where(Run.workflow_id.in_(visible_workflow_ids(db.session, current_user)))
         .order_by(Run.id.desc())
         .limit(PAGE + 1)
     )

@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 from app.engine.params import ParamErrors
 from app.extensions import db, htmx
 from app.models import Run, Workflow
-from app.security import Capability, can, get_workflow_or_404, requires, visible_workflows_filter
+from app.security import Capability, get_workflow_or_404, requires, visible_workflows
 from app.services.runs import PermissionDenied, WorkflowUnavailable, definition_of, start_run
 
 bp = Blueprint("workflows", __name__)
@@ -26,16 +26,13 @@ def index():
     """List the workflows the user may see, searchable by name or key and filtered by type."""
     q = request.args.get("q", "").strip()
     kind = request.args.get("kind", "")
-    query = sa.select(Workflow).where(visible_workflows_filter(current_user)).order_by(Workflow.name)
+    criteria = []
     if q:
         pattern = f"%{q.lower()}%"
-        query = query.where(sa.or_(sa.func.lower(Workflow.name).like(pattern), Workflow.key.like(pattern)))
+        criteria.append(sa.or_(sa.func.lower(Workflow.name).like(pattern), Workflow.key.like(pattern)))
     if kind in KINDS:
-        query = query.where(Workflow.kind == kind)
-    workflows = [
-        w for w in db.session.scalars(query)
-        if not w.allowed_roles or current_user.role in w.allowed_roles or can(current_user, Capability.VIEW_DRAFTS)
-    ]
+        criteria.append(Workflow.kind == kind)
+    workflows = visible_workflows(db.session, current_user, *criteria)
     context = {"workflows": workflows, "q": q, "kind": kind, "kinds": KINDS}
     if htmx and htmx.target == "workflow-table" and not htmx.history_restore_request:
         return render_template("workflows/_table.html", **context)
