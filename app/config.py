@@ -21,11 +21,25 @@ def database_url(raw: str | None) -> str:
     return raw
 
 
+class ConfigError(RuntimeError):
+    """A setting in the environment is malformed; the message names it."""
+
+
+def _json_object(name: str, raw: str) -> dict:
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a JSON object like {{\"sandbox_url\": \"http://...\"}}: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
 def load_config() -> dict:
     """Collect the app settings from the environment."""
     port = int(os.environ.get("PORT", "5000"))
     demo = os.environ.get("FLOWDESK_DEMO", "") not in ("", "0", "false")
-    variables = json.loads(os.environ.get("FLOWDESK_VARS", "{}") or "{}")
+    variables = _json_object("FLOWDESK_VARS", os.environ.get("FLOWDESK_VARS") or "{}")
     if demo:
         variables.setdefault("sandbox_url", f"http://127.0.0.1:{port}/sandbox")
     return {

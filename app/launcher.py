@@ -5,6 +5,7 @@ them all on Ctrl-C or SIGTERM. With no REDIS_URL it runs a private redis-server 
 """
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -49,6 +50,8 @@ def launch(port: int | None = None) -> int:
         ))
         procs.append(subprocess.Popen(_flask("worker", "default"), env=env))
         procs.append(subprocess.Popen(_flask("scheduler", "--interval", "1"), env=env))
+        if not _wait_for_port(port, procs[0]):
+            raise RuntimeError(f"the web server did not start on port {port} (is the port taken? set PORT)")
         print(
             f"\n  Flowdesk is running at http://127.0.0.1:{port}/\n"
             "  Sign in as admin@example.com / flowdesk-demo (also manager@, operator@, viewer@,\n"
@@ -64,6 +67,9 @@ def launch(port: int | None = None) -> int:
                     stopping = True
                     break
             time.sleep(0.2)
+    except RuntimeError as exc:
+        print(f"flowdesk: {exc}", file=sys.stderr)
+        status = 1
     except subprocess.CalledProcessError as exc:
         print(f"flowdesk: {' '.join(exc.cmd[-2:])} failed with {exc.returncode}", file=sys.stderr)
         status = exc.returncode or 1
@@ -73,6 +79,18 @@ def launch(port: int | None = None) -> int:
             stop_embedded_redis(instance)
         print("flowdesk: stopped", flush=True)
     return status
+
+
+def _wait_for_port(port: int, web: subprocess.Popen, timeout: float = 30.0) -> bool:
+    """Wait until the web server accepts connections; False if it exited or never did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and web.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
 
 
 def _stop_all(procs: list[subprocess.Popen]) -> None:

@@ -267,9 +267,10 @@ def worker_processes(app, live_server, redis_url, database_url, tmp_root):
     }
     logs = tmp_root / "process-logs"
     logs.mkdir(exist_ok=True)
-    procs = []
+    procs, outs = [], []
     for name, args in (("worker", ["worker", "default"]), ("scheduler", ["scheduler", "--interval", "0.5"])):
-        out = open(logs / f"{name}.log", "w")
+        out = open(logs / f"{name}.log", "a")
+        outs.append(out)
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=env, stdout=out, stderr=out
@@ -283,3 +284,6 @@ def worker_processes(app, live_server, redis_url, database_url, tmp_root):
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+    for out in outs:
+        out.close()

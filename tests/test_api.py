@@ -105,3 +105,12 @@ def test_the_api_needs_no_csrf_token(app, client, make_user, demo_workflows):
     token = token_for(app, "operator", make_user)
     response = client.post("/api/v1/workflows/sandbox-health/runs", headers=auth(token), json={})
     assert response.status_code == 202
+
+
+def test_a_body_that_is_not_json_is_refused_clearly(app, client, make_user, demo_workflows):
+    token = token_for(app, "operator", make_user)
+    response = client.post("/api/v1/workflows/sandbox-health/runs", headers=auth(token), data="params=1")
+    assert response.status_code == 415 and "application/json" in response.get_json()["error"]
+    response = client.post("/api/v1/workflows/sandbox-health/runs", data="{oops",
+                           headers={**auth(token), "Content-Type": "application/json"})
+    assert response.status_code == 422 and "not valid JSON" in response.get_json()["error"]

@@ -122,3 +122,9 @@ def test_top_level_fields_are_checked():
 def test_too_many_nodes_is_refused():
     document = {"key": "big", "name": "Big", "steps": [{"key": f"s{i}", "type": "noop"} for i in range(201)]}
     assert "at most 200" in errors_of(document)["steps"]
+
+
+def test_trigger_and_allowed_roles_are_checked():
+    errors = errors_of({**GOOD, "trigger": "telepathy", "allowed_roles": ["emperor"]})
+    assert "manual" in errors["trigger"]
+    assert "operator" in errors["allowed_roles"]

@@ -17,7 +17,15 @@ def test_placeholders_render_recursively():
     rendered = render_value(
         {"url": "{{ vars.sandbox_url }}/x?since={{ params.since }}", "items": ["{{ run.id }}", 5]}, CONTEXT
     )
-    assert rendered == {"url": "http://sandbox/x?since=2026-01-01", "items": ["7", 5]}
+    assert rendered == {"url": "http://sandbox/x?since=2026-01-01", "items": [7, 5]}
+
+
+def test_a_lone_placeholder_keeps_its_type_and_mixed_text_renders_as_text():
+    assert render_value("{{ steps.fetch.output.json | length }}", CONTEXT) == 3
+    assert render_value("{{ steps.fetch.output.json }}", CONTEXT) == [1, 2, 3]
+    assert render_value(" {{ run.id }} ", CONTEXT) == 7
+    assert render_value("#{{ run.id }}", CONTEXT) == "#7"
+    assert render_value("{{ run.id }}-{{ run.id }}", CONTEXT) == "7-7"
 
 
 def test_conditions_evaluate_against_step_output():
@@ -55,3 +63,8 @@ def test_the_environment_is_not_in_the_context():
     with pytest.raises(ExpressionError):
         render_value("{{ os.environ }}", CONTEXT)
     assert os.environ  # the process environment exists; templates just cannot see it
+
+
+def test_a_condition_on_a_missing_field_is_an_error_naming_it():
+    with pytest.raises(ExpressionError, match="nope"):
+        evaluate("steps.fetch.output.nope", CONTEXT)

@@ -111,7 +111,11 @@ def create_run(key: str):
     workflow = _visible_workflow(key)
     if workflow is None:
         return _error(404, f"No workflow '{key}'.")
+    if request.get_data(cache=True) and not request.is_json:
+        return _error(415, "Send the body as JSON with 'Content-Type: application/json'.")
     body = request.get_json(silent=True)
+    if body is None and request.get_data(cache=True):
+        return _error(422, "The body is not valid JSON.")
     if body is None:
         body = {}
     if not isinstance(body, dict):

@@ -11,6 +11,8 @@ END = "end"
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
 STEP_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
 KINDS = ("manual", "automated")
+TRIGGERS = ("manual", "schedule", "api", "webhook", "record")
+ROLES = ("viewer", "operator", "manager", "admin", "support")
 MAX_NODES = 200
 STEP_FIELDS = {"key", "type", "name", "with", "next", "then", "else", "description"}
 TOP_FIELDS = {"key", "name", "description", "kind", "queue", "params", "steps", "trigger", "allowed_roles"}
@@ -88,6 +90,14 @@ def parse_definition(raw: Any, max_nodes: int = MAX_NODES) -> Definition:
     queue = raw.get("queue", "default")
     if not isinstance(queue, str) or not KEY_RE.match(queue):
         errors.append(("queue", "must be a queue name of lowercase letters, digits, '-' or '_'"))
+    trigger = raw.get("trigger", "manual")
+    if trigger not in TRIGGERS:
+        errors.append(("trigger", f"must be one of {', '.join(TRIGGERS)}"))
+    roles = raw.get("allowed_roles")
+    if roles is not None and (
+        not isinstance(roles, list) or not roles or any(r not in ROLES for r in roles)
+    ):
+        errors.append(("allowed_roles", f"must be a non-empty list of roles from {', '.join(ROLES)}"))
     specs, param_errors = parse_specs(raw.get("params"))
     errors.extend(param_errors)
 

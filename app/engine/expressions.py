@@ -3,10 +3,11 @@
 Templates see only what the executor hands them (`params`, `steps`, `run`, `vars`): no process
 environment, no config, no Python internals.
 """
+import re
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
@@ -50,11 +51,21 @@ def check_expression(source: str) -> str | None:
     return None
 
 
+_LONE = re.compile(r"^\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}$", re.S)
+
+
 def render_value(value: Any, context: dict) -> Any:
-    """Render every string inside `value` (recursively through lists and dicts) as a template."""
+    """Render every string inside `value` (recursively through lists and dicts) as a template.
+
+    A string that is one placeholder and nothing else, such as "{{ steps.fetch.output.json | length }}",
+    keeps the value's own type (a number, a list); anything else renders as text.
+    """
     if isinstance(value, str):
         if "{" not in value:
             return value
+        lone = _LONE.match(value.strip())
+        if lone:
+            return evaluate(lone.group("expr").strip(), context)
         try:
             return _template(value).render(context)
         except TemplateError as exc:
@@ -71,7 +82,10 @@ def render_value(value: Any, context: dict) -> Any:
 def evaluate(source: str, context: dict) -> Any:
     """Evaluate a condition expression such as `steps.fetch.output.json | length > 0`."""
     try:
-        return _expression(source)(**context)
+        value = _expression(source)(**context)
+        if isinstance(value, Undefined):
+            value._fail_with_undefined_error()
+        return value
     except TemplateError as exc:
         raise ExpressionError(f"{exc} in {source!r}") from exc
     except Exception as exc:

@@ -1,0 +1,342 @@
+"""Throughput of the Flowdesk engine against raw RQ, on the same workers.
+
+    .venv/bin/python bench/throughput.py [--runs N] [--workers W]
+
+Engine phase: W real `flask worker default` processes (FlowdeskWorker, forking) are started and
+registered first; then the clock starts, N runs of a three-step no-op workflow go through the real
+start path (start_run + commit, which enqueues jobs.runs.execute_run) and the clock stops when every
+run is `completed` in the database.
+
+Raw phase: W fresh workers of the same kind; the clock starts, N jobs of jobs.noop.noop are enqueued
+on the same queue, and the clock stops when all N are in the queue's finished registry.
+
+The report gives both rates and ratio engine/raw (target >= 0.75). The exit status is 1 only when
+an engine run did not end `completed` with three completed step runs (or a phase timed out).
+
+Uses DATABASE_URL (PostgreSQL; its public schema is dropped and recreated) and REDIS_URL (database
+number 14 is flushed and used) when set; otherwise a SQLite file and a private redis-server in a
+temp directory that is deleted at the end.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+BENCH_REDIS_DB = 14
+QUEUE = "default"
+# What production runs: `flask worker default` (FlowdeskWorker) from the checkout.
+WORKER_COMMAND = [sys.executable, "-m", "flask", "--app", "wsgi", "worker"]
+POLL = 0.02
+DEFINITION = {
+    "key": "bench-noop",
+    "name": "Bench no-op",
+    "steps": [{"key": "a", "type": "noop"}, {"key": "b", "type": "noop"}, {"key": "c", "type": "noop"}],
+}
+
+
+class BenchError(Exception):
+    pass
+
+
+def with_db_number(url: str, number: int) -> str:
+    if url.startswith("unix://"):
+        return f"{url.split('?')[0]}?db={number}"
+    base = re.sub(r"/\d+$", "", url.split("?")[0].rstrip("/"))
+    return f"{base}/{number}"
+
+
+class Workers:
+    """W `flask worker` subprocesses, as production runs them."""
+
+    def __init__(self, count: int, tag: str, env: dict, logs: Path, connection):
+        self.names = [f"bench-{tag}-{i}-{os.getpid()}" for i in range(count)]
+        self.env = env
+        self.logs = logs
+        self.connection = connection
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, timeout: float = 60.0) -> None:
+        from rq import Worker
+
+        for name in self.names:
+            out = open(self.logs / f"{name}.log", "w")
+            self.procs.append(
+                subprocess.Popen(
+                    [*WORKER_COMMAND, QUEUE, "--name", name],
+                    cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                )
+            )
+            out.close()
+        # Wait until every worker is registered and idle (blocked on the queue) before any job exists.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for proc in self.procs:
+                if proc.poll() is not None:
+                    raise BenchError(f"a worker exited early (code {proc.returncode}); see {self.logs}")
+            ready = {w.name for w in Worker.all(connection=self.connection) if w.get_state() == "idle"}
+            if ready >= set(self.names):
+                return
+            time.sleep(POLL)
+        raise BenchError(f"workers did not register within {timeout:.0f} s; see {self.logs}")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs = []
+
+    def check_alive(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is not None:
+                raise BenchError(f"a worker died (code {proc.returncode}); see {self.logs}")
+
+
+def setup(tmp: Path):
+    """Build the app on a fresh database and Redis database; returns (app, redis_url, database_url, embedded)."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.config import database_url as normalise
+    from app.extensions import db, queues
+    from app.services.users import create_user
+    from app.services.workflows import load_definition
+
+    embedded = None
+    if os.environ.get("REDIS_URL"):
+        redis_url = with_db_number(os.environ["REDIS_URL"], BENCH_REDIS_DB)
+    else:
+        from app.embedded import ensure_embedded_redis
+
+        embedded = tmp / "redis"
+        url, _ = ensure_embedded_redis(embedded, persist=False)
+        redis_url = with_db_number(url, BENCH_REDIS_DB)
+    database_url = normalise(os.environ.get("DATABASE_URL") or f"sqlite:///{tmp / 'bench.db'}")
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": redis_url,
+            "INSTANCE_DIR": str(tmp / "instance"),
+            "DEMO_MODE": False,
+        }
+    )
+    with app.app_context():
+        queues.connection.flushdb()
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as conn:
+                conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+                conn.execute(sa.text("CREATE SCHEMA public"))
+        upgrade()
+        create_user(db.session, "bench@bench.example", "bench-password", "operator", name="Bench")
+        load_definition(db.session, DEFINITION)
+        db.session.commit()
+        db.session.remove()
+    return app, redis_url, database_url, embedded
+
+
+def worker_env(app, redis_url: str, database_url: str, tmp: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "FLOWDESK_DEMO"}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "FLOWDESK_INSTANCE": str(tmp / "instance"),
+            "SECRET_KEY": app.config["SECRET_KEY"],
+            # Same checkpoint interval in the workers as in this process (the default unless set).
+            "FLOWDESK_CHECKPOINT_SECONDS": str(app.config["CHECKPOINT_SECONDS"]),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def engine_phase(app, n: int, w: int, env: dict, logs: Path) -> dict:
+    from app.extensions import db, queues
+    from app.models import Run, User, Workflow
+    from app.services.runs import start_run
+
+    with app.app_context():
+        conn = queues.connection
+        workers = Workers(w, "engine", env, logs, conn)
+        try:
+            workers.start()
+            workflow = db.session.scalar(sa.select(Workflow).where(Workflow.key == DEFINITION["key"]))
+            user = db.session.scalar(sa.select(User).where(User.email == "bench@bench.example"))
+            count_done = sa.select(sa.func.count()).select_from(Run).where(Run.status == "completed")
+            count_bad = sa.select(sa.func.count()).select_from(Run).where(
+                Run.status.in_(["failed", "error", "cancelled"])
+            )
+
+            t0 = time.perf_counter()
+            for _ in range(n):
+                start_run(db.session, workflow, user, {}, trigger="api")
+                db.session.commit()
+            t_started = time.perf_counter()
+            deadline = time.monotonic() + max(120.0, n * 0.5)
+            while True:
+                with db.engine.connect() as c:
+                    done = c.scalar(count_done)
+                if done >= n:
+                    break
+                if time.monotonic() > deadline:
+                    raise BenchError(f"engine phase timed out: {done}/{n} runs completed; see {logs}")
+                with db.engine.connect() as c:
+                    bad = c.scalar(count_bad)
+                if bad:
+                    raise BenchError(f"engine phase: {bad} run(s) ended failed/error/cancelled; see {logs}")
+                workers.check_alive()
+                time.sleep(POLL)
+            t1 = time.perf_counter()
+        finally:
+            workers.stop()
+            db.session.remove()
+        return {"seconds": t1 - t0, "start_seconds": t_started - t0, "rate": n / (t1 - t0)}
+
+
+def verify_engine(app, n: int) -> list[str]:
+    """Every run completed with three completed step runs."""
+    from app.extensions import db
+    from app.models import Run, StepRun
+
+    problems = []
+    with app.app_context():
+        runs = db.session.execute(sa.select(Run.id, Run.status)).all()
+        if len(runs) != n:
+            problems.append(f"expected {n} runs, found {len(runs)}")
+        steps = dict(
+            db.session.execute(
+                sa.select(StepRun.run_id, sa.func.count())
+                .where(StepRun.status == "completed")
+                .group_by(StepRun.run_id)
+            ).all()
+        )
+        for run_id, status in runs:
+            if status != "completed":
+                problems.append(f"run {run_id} is {status}")
+            elif steps.get(run_id, 0) != 3:
+                problems.append(f"run {run_id} has {steps.get(run_id, 0)} completed step runs, not 3")
+        db.session.remove()
+    return problems
+
+
+def raw_phase(app, n: int, w: int, env: dict, logs: Path) -> dict:
+    from rq import Queue
+
+    from app.extensions import queues
+
+    with app.app_context():
+        conn = queues.connection
+        conn.flushdb()  # drop the engine phase's jobs, registries and dead worker keys
+        workers = Workers(w, "raw", env, logs, conn)
+        try:
+            workers.start()
+            queue = Queue(QUEUE, connection=conn)
+            finished = queue.finished_job_registry
+            failed = queue.failed_job_registry
+            t0 = time.perf_counter()
+            for _ in range(n):
+                queue.enqueue("jobs.noop.noop")
+            t_started = time.perf_counter()
+            deadline = time.monotonic() + max(120.0, n * 0.5)
+            while True:
+                done = finished.count
+                if done >= n:
+                    break
+                if failed.count:
+                    raise BenchError(f"raw phase: {failed.count} job(s) failed; see {logs}")
+                if time.monotonic() > deadline:
+                    raise BenchError(f"raw phase timed out: {done}/{n} jobs finished; see {logs}")
+                workers.check_alive()
+                time.sleep(POLL)
+            t1 = time.perf_counter()
+        finally:
+            workers.stop()
+        return {"seconds": t1 - t0, "start_seconds": t_started - t0, "rate": n / (t1 - t0)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=300, help="runs (and raw jobs) per phase (default 300)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes per phase (default 2)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp directory (worker logs, SQLite file)")
+    args = parser.parse_args(argv)
+    n, w = args.runs, args.workers
+
+    tmp = Path(tempfile.mkdtemp(prefix="flowdesk-bench-"))
+    logs = tmp / "logs"
+    logs.mkdir()
+    embedded = None
+    try:
+        app, redis_url, database_url, embedded = setup(tmp)
+        from app.extensions import db
+
+        with app.app_context():
+            dialect = db.engine.dialect.name
+            checkpoint = app.config["CHECKPOINT_SECONDS"]
+        env = worker_env(app, redis_url, database_url, tmp)
+
+        engine = engine_phase(app, n, w, env, logs)
+        problems = verify_engine(app, n)
+        raw = raw_phase(app, n, w, env, logs)
+
+        ratio = engine["rate"] / raw["rate"]
+        print(f"runs N          : {n}")
+        print(f"workers W       : {w}")
+        print(f"database        : {dialect}")
+        print(f"redis           : {'REDIS_URL db %d' % BENCH_REDIS_DB if embedded is None else 'embedded'}")
+        print(f"checkpoint      : {checkpoint} s")
+        print(
+            f"engine          : {engine['rate']:8.1f} runs/s  ({engine['seconds']:.2f} s; "
+            f"start_run+commit loop {engine['start_seconds']:.2f} s)"
+        )
+        print(
+            f"raw rq          : {raw['rate']:8.1f} jobs/s  ({raw['seconds']:.2f} s; "
+            f"enqueue loop {raw['start_seconds']:.2f} s)"
+        )
+        print(f"ratio engine/raw = {ratio:.2f}")
+        print(f"target >= 0.75: {'PASS' if ratio >= 0.75 else 'FAIL'}")
+        if problems:
+            print(f"VERIFY FAILED: {len(problems)} problem(s)", file=sys.stderr)
+            for line in problems[:20]:
+                print(f"  {line}", file=sys.stderr)
+            return 1
+        print(f"verify          : all {n} runs completed with 3 completed step runs")
+        return 0
+    except BenchError as exc:
+        print(f"BENCH FAILED: {exc}", file=sys.stderr)
+        for log in sorted(logs.glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            print(f"--- {log.name} (last lines)", file=sys.stderr)
+            print("\n".join(tail), file=sys.stderr)
+        return 1
+    finally:
+        if embedded is not None:
+            from app.embedded import stop_embedded_redis
+
+            stop_embedded_redis(embedded)
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

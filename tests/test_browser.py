@@ -1,0 +1,319 @@
+"""Browser tests: headless Chromium drives the pages as a person would, against the live server,
+with real RQ worker and scheduler processes doing the work.
+
+Every assertion about work done by the workers uses Playwright's auto-waiting `expect(...)`, and the
+run pages are checked to update in place (htmx polling), never by reloading.
+"""
+import os
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORD, ROOT
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+UI_TIMEOUT_MS = 10_000  # page navigation and htmx swaps
+WORK_TIMEOUT_MS = 30_000  # things the worker processes do
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module; skipped (failed under CI=true) when it is not installed."""
+    if not CHROMIUM.exists():
+        message = f"Chromium not found at {CHROMIUM}; apt-get install -y chromium"
+        if os.environ.get("CI", "").strip().lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """A fresh browser context (no cookies) and page, with relative URLs resolved against the live server."""
+    context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    context.set_default_navigation_timeout(UI_TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def sign_in(page, email: str) -> None:
+    """Sign in through the login form, like a person."""
+    from playwright.sync_api import expect
+
+    page.goto("/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/workflows$"))
+    expect(page.get_by_role("heading", name="Workflows", exact=True)).to_be_visible()
+
+
+def mark_page(page) -> None:
+    """Put a marker on `window`; it survives htmx swaps but not a reload or navigation."""
+    page.evaluate("window.__noReload = 1")
+
+
+def assert_not_reloaded(page) -> None:
+    assert page.evaluate("window.__noReload") == 1, "the page was reloaded or navigated away"
+
+
+def start_run(page, workflow_key: str, fill) -> int:
+    """Open a workflow's page, fill its Run form with `fill(page)`, start it; returns the run id."""
+    from playwright.sync_api import expect
+
+    page.goto(f"/workflows/{workflow_key}")
+    fill(page)
+    page.get_by_role("button", name="Start run").click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+$"))
+    expect(page.locator("#run-panel")).to_be_visible()
+    return int(page.url.rsplit("/", 1)[1])
+
+
+def step(page, key: str):
+    return page.locator(f"#run-steps li.step[data-step='{key}']")
+
+
+def day_with_absences(site: str) -> str:
+    """A day on which the sandbox reports someone absent at `site` (so the run logs a warning)."""
+    from app.blueprints.sandbox import SITES, _n
+
+    day = date(2026, 11, 20)
+    for _ in range(365):
+        if any(_n(person, day.isoformat()) % 5 == 0 for person in SITES[site]):
+            return day.isoformat()
+        day += timedelta(days=1)
+    raise AssertionError(f"the sandbox reports nobody absent at {site} for a year")
+
+
+def recent_since() -> str:
+    """A recent `since` date for invoice-sync; over two weeks the sandbox always has some invoices."""
+    return (date.today() - timedelta(days=14)).isoformat()
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_operator_runs_a_workflow_and_watches_it_complete_live(page, demo_workflows, make_user, request):
+    from playwright.sync_api import expect
+
+    sign_in(page, make_user("operator"))
+
+    # Search narrows the table in place and pushes ?q=attend into the address bar.
+    mark_page(page)
+    rows = page.locator("#workflow-table tbody tr")
+    expect(rows).to_have_count(4)
+    page.get_by_role("searchbox", name="Search workflows").fill("attend")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Attendance import")
+    expect(page).to_have_url(re.compile(r"/workflows\?(.*&)?q=attend(&|$)"))
+    assert_not_reloaded(page)
+
+    page.get_by_role("link", name="Attendance import").click()
+    expect(page.get_by_role("heading", name=re.compile("Attendance import"))).to_be_visible()
+    page.select_option("#param-site", "north")
+    page.fill("#param-day", "2026-11-20")
+    page.get_by_role("button", name="Start run").click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+$"))
+
+    # No worker runs yet, so the run page must be the one to show the run move on, live.
+    status = page.locator("#run-status")
+    expect(status).to_have_text("Pending")
+    mark_page(page)
+    request.getfixturevalue("worker_processes")
+
+    expect(status).to_have_text("Completed", timeout=WORK_TIMEOUT_MS)
+    steps = page.locator("#run-steps li.step")
+    expect(steps.filter(has_text="Fetch attendance rows")).to_have_count(1)
+    expect(steps.filter(has_text="Anyone absent?")).to_have_count(1)
+    expect(steps.filter(has_text=re.compile("Flag absences|All present"))).to_have_count(1)
+    for item in steps.all():
+        expect(item.locator(".badge")).to_have_text("Completed")
+    expect(page.locator(".progress-label")).to_contain_text("100%")
+    expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
+    log_lines = page.locator("#log-lines")
+    expect(log_lines).to_contain_text("Run completed", timeout=WORK_TIMEOUT_MS)
+    expect(page.locator("#log-tail")).to_have_text("End of log.", timeout=WORK_TIMEOUT_MS)
+    assert_not_reloaded(page)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "run-completed.png"), full_page=True)
+
+
+def test_log_panel_stops_saying_live_once_the_run_finishes(page, demo_workflows, make_user, worker_processes):
+    """The job log must not keep claiming to be live after the run has finished (no reload)."""
+    from playwright.sync_api import expect
+
+    sign_in(page, make_user("operator"))
+    start_run(page, "invoice-sync", lambda p: p.fill("#param-since", recent_since()))
+    mark_page(page)
+    live_marker = page.locator("#log-panel .live:not(.off)")
+    expect(page.locator("#run-status")).to_have_text("Waiting", timeout=WORK_TIMEOUT_MS)
+    expect(live_marker).to_have_count(1)
+    expect(live_marker).to_contain_text("Live")
+    expect(page.locator("#run-status")).to_have_text("Completed", timeout=25_000)
+    expect(page.locator("#log-tail")).to_have_text("End of log.", timeout=WORK_TIMEOUT_MS)
+    expect(live_marker).to_have_count(0, timeout=5_000)
+    expect(page.locator("#log-panel")).not_to_contain_text("Live")
+    assert_not_reloaded(page)
+
+
+def test_run_form_shows_errors_next_to_fields(page, demo_workflows, make_user):
+    from playwright.sync_api import expect
+
+    sign_in(page, make_user("operator"))
+    page.goto("/workflows/invoice-sync")
+    page.fill("#param-since", "")
+    # Limit is an <input type=number>: Chromium will not take letters such as "abc", so type what a
+    # person can type there that is still wrong for a whole-number parameter.
+    page.fill("#param-limit", "2.5")
+    page.get_by_role("button", name="Start run").click()
+
+    expect(page).to_have_url(re.compile(r"/workflows/invoice-sync/runs$"))
+    since_field = page.locator(".field", has=page.locator("#param-since"))
+    limit_field = page.locator(".field", has=page.locator("#param-limit"))
+    expect(since_field).to_have_class(re.compile(r"\bhas-error\b"))
+    expect(since_field.locator(".field-error")).to_contain_text("required")
+    expect(limit_field).to_have_class(re.compile(r"\bhas-error\b"))
+    expect(limit_field.locator(".field-error")).to_contain_text("whole number")
+    expect(page.locator("#param-since")).to_have_value("")
+    expect(page.locator("#param-limit")).to_have_value("2.5")
+
+    # The form still works once the values are put right.
+    page.fill("#param-since", recent_since())
+    page.fill("#param-limit", "10")
+    page.get_by_role("button", name="Start run").click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+$"))
+
+
+def test_wait_step_parks_and_resumes_live(page, demo_workflows, make_user, worker_processes):
+    from playwright.sync_api import expect
+
+    sign_in(page, make_user("operator"))
+    start_run(page, "invoice-sync", lambda p: p.fill("#param-since", recent_since()))
+    mark_page(page)
+
+    status = page.locator("#run-status")
+    cool_down = step(page, "pause")
+    expect(status).to_have_text("Waiting", timeout=WORK_TIMEOUT_MS)
+    expect(cool_down).to_contain_text("Cool down")
+    expect(cool_down.locator(".badge")).to_have_text("Waiting")
+    expect(cool_down).to_contain_text("Waits until")
+
+    expect(status).to_have_text("Completed", timeout=25_000)
+    expect(cool_down.locator(".badge")).to_have_text("Completed")
+    expect(cool_down).to_contain_text("resumed")
+    expect(step(page, "post").locator(".badge")).to_have_text("Completed")
+    expect(page.locator("#log-lines")).to_contain_text("Run completed", timeout=WORK_TIMEOUT_MS)
+    assert_not_reloaded(page)
+
+
+def test_failed_run_shows_error_and_suggested_fix(page, demo_workflows, make_user, worker_processes):
+    from playwright.sync_api import expect
+
+    sign_in(page, make_user("operator"))
+    start_run(page, "payment-reminders", lambda p: p.fill("#param-since", recent_since()))
+    mark_page(page)
+
+    expect(page.locator("#run-status")).to_have_text("Failed", timeout=WORK_TIMEOUT_MS)
+    send = step(page, "send")
+    expect(send).to_contain_text("Send reminders")
+    expect(send.locator(".badge")).to_have_text("Failed")
+    expect(send.locator(".error-code")).to_have_text("HTTP_422")
+    expect(send.locator(".step-error")).to_contain_text("template 'reminder-v2' does not exist")
+    expect(send.locator(".fix")).to_contain_text("Suggested fix:")
+    # The run's own summary carries the error too, and the step after it never ran.
+    expect(page.locator("#run-panel > .step-error .error-code")).to_have_text("HTTP_422")
+    expect(step(page, "done")).to_have_count(0)
+    assert_not_reloaded(page)
+
+
+def test_viewer_sees_no_run_button(page, demo_workflows, make_user):
+    from playwright.sync_api import expect
+
+    sign_in(page, make_user("viewer"))
+    expect(page.locator("#workflow-table").get_by_role("link", name="Run", exact=True)).to_have_count(0)
+    page.get_by_role("link", name="Attendance import").click()
+    run_card = page.locator("#run")
+    expect(run_card).to_contain_text("Your role can look at this workflow and its runs but cannot run it.")
+    expect(page.get_by_role("button", name="Start run")).to_have_count(0)
+    expect(run_card.locator("form")).to_have_count(0)
+
+
+def test_cancel_a_waiting_run_from_the_page(page, demo_workflows, make_user, worker_processes):
+    from playwright.sync_api import expect
+
+    sign_in(page, make_user("operator"))
+    start_run(page, "invoice-sync", lambda p: p.fill("#param-since", recent_since()))
+    mark_page(page)
+
+    status = page.locator("#run-status")
+    expect(status).to_have_text("Waiting", timeout=WORK_TIMEOUT_MS)
+    dialogs = []
+    page.once("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+    page.get_by_role("button", name="Cancel run").click()
+
+    expect(status).to_have_text("Cancelled")
+    assert dialogs and dialogs[0].startswith("Cancel run #"), dialogs
+    expect(page.locator("#run-panel")).to_contain_text("Run cancelled.")
+    expect(step(page, "pause").locator(".badge")).to_have_text("Cancelled")
+    expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+    expect(page.get_by_role("link", name="Run again")).to_be_visible()
+    assert_not_reloaded(page)
+
+
+def test_log_level_filter(page, demo_workflows, make_user, worker_processes):
+    from playwright.sync_api import expect
+
+    sign_in(page, make_user("operator"))
+    day = day_with_absences("north")
+
+    def fill(p):
+        p.select_option("#param-site", "north")
+        p.fill("#param-day", day)
+
+    run_id = start_run(page, "attendance-import", fill)
+    expect(page.locator("#run-status")).to_have_text("Completed", timeout=WORK_TIMEOUT_MS)
+    # A finished run's page, as someone opening it later sees it.
+    page.goto(f"/runs/{run_id}")
+    log_lines = page.locator("#log-lines")
+    expect(log_lines).to_contain_text("Run completed")
+    expect(log_lines).to_contain_text("absent at north")
+    mark_page(page)
+
+    page.select_option("#log-level", label="Warning and above")
+    expect(log_lines).not_to_contain_text("Run completed")
+    expect(log_lines).to_contain_text("absent at north")
+    expect(page.locator("#log-level")).to_have_value("warning")
+    levels = log_lines.locator("span.level")
+    expect(levels.first).to_be_visible()
+    texts = [t.strip() for t in levels.all_text_contents()]
+    assert texts and set(texts) <= {"warning", "error"}, texts
+    assert_not_reloaded(page)

@@ -1,0 +1,26 @@
+"""Settings from the environment: malformed values are refused with a message naming them."""
+import pytest
+
+from app.config import ConfigError, database_url, load_config
+
+
+def test_postgres_urls_use_the_psycopg_driver():
+    assert database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert database_url("").startswith("sqlite:///")
+
+
+def test_flowdesk_vars_must_be_a_json_object(monkeypatch):
+    monkeypatch.setenv("FLOWDESK_VARS", "[1, 2]")
+    with pytest.raises(ConfigError, match="FLOWDESK_VARS must be a JSON object"):
+        load_config()
+    monkeypatch.setenv("FLOWDESK_VARS", "{nope")
+    with pytest.raises(ConfigError, match="FLOWDESK_VARS"):
+        load_config()
+
+
+def test_demo_mode_points_the_sandbox_at_the_console(monkeypatch):
+    monkeypatch.setenv("FLOWDESK_DEMO", "1")
+    monkeypatch.setenv("PORT", "5123")
+    monkeypatch.delenv("FLOWDESK_VARS", raising=False)
+    assert load_config()["FLOWDESK_VARS"]["sandbox_url"] == "http://127.0.0.1:5123/sandbox"
