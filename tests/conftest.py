@@ -38,13 +38,37 @@ def tmp_root():
         yield Path(d)
 
 
+SESSION_MARK = "flowdesk:test-session"
+
+
+def _claim_redis_db(url: str) -> str:
+    """Claim a database number no other test session on this Redis is using (marked with SET NX)."""
+    import redis
+
+    for number in range(TEST_REDIS_DB, 16):
+        candidate = _with_db_number(url, number)
+        client = redis.Redis.from_url(candidate)
+        try:
+            if client.set(SESSION_MARK, os.getpid(), nx=True, ex=3 * 3600):
+                return candidate
+        finally:
+            client.close()
+    raise RuntimeError(f"every Redis database from {TEST_REDIS_DB} to 15 is in use by another test session")
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_root):
-    """REDIS_URL when set (on a dedicated database number), else a private embedded redis-server."""
+    """REDIS_URL when set (on a database number of this session's own), else a private embedded redis-server."""
+    import redis
+
     from app.embedded import ensure_embedded_redis, stop_embedded_redis
 
     if os.environ.get("REDIS_URL"):
-        yield _with_db_number(os.environ["REDIS_URL"], TEST_REDIS_DB)
+        url = _claim_redis_db(os.environ["REDIS_URL"])
+        yield url
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+        client.close()
         return
     url, _ = ensure_embedded_redis(tmp_root / "redis", persist=False)
     yield _with_db_number(url, TEST_REDIS_DB)
@@ -53,10 +77,24 @@ def redis_url(tmp_root):
 
 @pytest.fixture(scope="session")
 def database_url(tmp_root):
-    """DATABASE_URL when set (PostgreSQL in CI), else a SQLite file of this test session."""
+    """A SQLite file of this test session, or, when DATABASE_URL is set (PostgreSQL in CI), a schema of
+    its own in that database, so two suites on one machine never touch each other's tables."""
     from app.config import database_url as normalise
 
-    return normalise(os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_root / 'flowdesk-test.db'}")
+    if not os.environ.get("DATABASE_URL"):
+        yield normalise(f"sqlite:///{tmp_root / 'flowdesk-test.db'}")
+        return
+    url = normalise(os.environ["DATABASE_URL"])
+    schema = f"flowdesk_test_{os.getpid()}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in url else "?"
+    yield f"{url}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +104,7 @@ def sandbox_port():
 
 @pytest.fixture(scope="session")
 def app(tmp_root, redis_url, database_url, sandbox_port):
-    """The app, on a freshly migrated database."""
+    """The app, on a freshly migrated database (schema)."""
     from flask_migrate import upgrade
 
     from app import create_app
@@ -88,10 +126,6 @@ def app(tmp_root, redis_url, database_url, sandbox_port):
         }
     )
     with app.app_context():
-        if db.engine.dialect.name == "postgresql":
-            with db.engine.begin() as conn:
-                conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-                conn.execute(sa.text("CREATE SCHEMA public"))
         upgrade()
         db.session.remove()
     yield app
@@ -109,6 +143,7 @@ def _fresh_state(request):
     with app.app_context():
         _empty_tables(db)
         queues.connection.flushdb()
+        queues.connection.set(SESSION_MARK, os.getpid(), ex=3 * 3600)
     yield
     with app.app_context():
         db.session.remove()
