@@ -1,8 +1,8 @@
 """Flowdesk: the app factory."""
-import sqlalchemy as sa
 from flask import Flask, render_template
 
 from app.config import load_config
+from app.database import init_database
 from app.extensions import csrf, db, htmx, login_manager, migrate, queues
 
 
@@ -11,7 +11,7 @@ def create_app(config: dict | None = None) -> Flask:
     settings = {**load_config(), **(config or {})}
     app = Flask(__name__, instance_path=settings["INSTANCE_DIR"])
     app.config.update(settings)
-    _init_database(app)
+    init_database(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -49,27 +49,3 @@ def _migrations_dir():
     from pathlib import Path
 
     return Path(__file__).resolve().parent.parent / "migrations"
-
-
-def _init_database(app: Flask) -> None:
-    uri = app.config["SQLALCHEMY_DATABASE_URI"]
-    if uri.startswith("sqlite"):
-        from pathlib import Path
-
-        if uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
-            Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
-    db.init_app(app)
-    if uri.startswith("sqlite"):
-        with app.app_context():
-            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    # WAL lets the web server read while a worker writes; the busy timeout waits out short locks.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()

@@ -68,15 +68,15 @@ class Queues:
         return Scheduler(connection=self.connection)
 
     def enqueue(self, queue_name: str, func: str, *args, job_id: str | None = None):
-        """Put a job on a queue now."""
-        return self.queue(queue_name).enqueue(func, *args, job_id=job_id, result_ttl=60, failure_ttl=7 * 86400)
+        """Put a job on a queue now. Results are not kept (the database holds every outcome); failures are."""
+        return self.queue(queue_name).enqueue(func, *args, job_id=job_id, result_ttl=0, failure_ttl=7 * 86400)
 
     def enqueue_at(self, when: datetime, queue_name: str, func: str, *args, job_id: str | None = None):
         """Hand a job to rq-scheduler, which moves it onto `queue_name` at `when` (naive UTC)."""
         # rq-scheduler keeps whole seconds and drops the fraction, which would fire up to 1 s early.
         if when.microsecond:
             when = when.replace(microsecond=0) + timedelta(seconds=1)
-        return self.scheduler().enqueue_at(when, func, *args, queue_name=queue_name, job_id=job_id, job_result_ttl=60)
+        return self.scheduler().enqueue_at(when, func, *args, queue_name=queue_name, job_id=job_id, job_result_ttl=0)
 
 
 queues = Queues()

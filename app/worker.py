@@ -1,5 +1,6 @@
 """The RQ worker class Flowdesk runs: a forking worker whose work horses never share DB connections."""
-import sqlalchemy as sa
+import gc
+
 from rq import Worker
 
 from app.extensions import db
@@ -13,24 +14,19 @@ class FlowdeskWorker(Worker):
     def warm_up(self) -> None:
         """Pay one-time costs in the parent so every forked work horse inherits them.
 
-        A cold work horse would import the job modules, configure the ORM mappers and initialise
-        Jinja's compiler on every single job (about 100 ms on these machines).
+        A cold work horse imports the job modules, connects for the first time, compiles every SQL
+        statement and initialises Jinja's compiler on every single job: more than the run itself.
         """
         import jobs.runs  # noqa: F401  (the job module every run job imports)
-        from app.engine.expressions import check_expression, check_template
-        from app.engine.states import RunStatus
-        from app.engine.transitions import move
-        from app.models import Run
+        from app.services.execution import warm_up
 
-        sa.orm.configure_mappers()
-        check_template("{{ warm.up }}")
-        check_expression("warm.up > 0")
         if self.flask_app is not None:
             with self.flask_app.app_context():
-                move(db.session, 0, RunStatus.RUNNING, only_from=[RunStatus.PENDING])
-                db.session.get(Run, 0)
-                db.session.rollback()
-                db.session.remove()
+                warm_up(db.engine)
+        # Keep the collector away from everything built so far: a horse that ran a full collection
+        # would write to every object header and copy most of the parent's memory.
+        gc.collect()
+        gc.freeze()
 
     def main_work_horse(self, job, queue):
         # The parent's pooled connections belong to the parent: the child opens its own.

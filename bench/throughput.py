@@ -13,8 +13,8 @@ on the same queue, and the clock stops when all N are in the queue's finished re
 The report gives both rates and ratio engine/raw (target >= 0.75). The exit status is 1 only when
 an engine run did not end `completed` with three completed step runs (or a phase timed out).
 
-Uses DATABASE_URL (PostgreSQL; its public schema is dropped and recreated) and REDIS_URL (database
-number 14 is flushed and used) when set; otherwise a SQLite file and a private redis-server in a
+Uses DATABASE_URL (PostgreSQL; in a schema of its own, flowdesk_bench, dropped at the end) and REDIS_URL
+(database number 14 is flushed and used) when set; otherwise a SQLite file and a private redis-server in a
 temp directory that is deleted at the end.
 """
 import argparse
@@ -35,6 +35,7 @@ if str(ROOT) not in sys.path:
 import sqlalchemy as sa  # noqa: E402
 
 BENCH_REDIS_DB = 14
+BENCH_SCHEMA = "flowdesk_bench"
 QUEUE = "default"
 # What production runs: `flask worker default` (FlowdeskWorker) from the checkout.
 WORKER_COMMAND = [sys.executable, "-m", "flask", "--app", "wsgi", "worker"]
@@ -129,6 +130,14 @@ def setup(tmp: Path):
         url, _ = ensure_embedded_redis(embedded, persist=False)
         redis_url = with_db_number(url, BENCH_REDIS_DB)
     database_url = normalise(os.environ.get("DATABASE_URL") or f"sqlite:///{tmp / 'bench.db'}")
+    if database_url.startswith("postgresql"):
+        # A schema of its own (dropped at the end), so the bench never touches anyone's tables.
+        admin = sa.create_engine(database_url)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {BENCH_SCHEMA} CASCADE"))
+            conn.execute(sa.text(f"CREATE SCHEMA {BENCH_SCHEMA}"))
+        admin.dispose()
+        database_url += ("&" if "?" in database_url else "?") + f"options=-csearch_path%3D{BENCH_SCHEMA}"
 
     app = create_app(
         {
@@ -140,10 +149,6 @@ def setup(tmp: Path):
     )
     with app.app_context():
         queues.connection.flushdb()
-        if db.engine.dialect.name == "postgresql":
-            with db.engine.begin() as conn:
-                conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-                conn.execute(sa.text("CREATE SCHEMA public"))
         upgrade()
         create_user(db.session, "bench@bench.example", "bench-password", "operator", name="Bench")
         load_definition(db.session, DEFINITION)
@@ -180,10 +185,7 @@ def engine_phase(app, n: int, w: int, env: dict, logs: Path) -> dict:
             workers.start()
             workflow = db.session.scalar(sa.select(Workflow).where(Workflow.key == DEFINITION["key"]))
             user = db.session.scalar(sa.select(User).where(User.email == "bench@bench.example"))
-            count_done = sa.select(sa.func.count()).select_from(Run).where(Run.status == "completed")
-            count_bad = sa.select(sa.func.count()).select_from(Run).where(
-                Run.status.in_(["failed", "error", "cancelled"])
-            )
+            by_status = sa.select(Run.status, sa.func.count()).group_by(Run.status)
 
             t0 = time.perf_counter()
             for _ in range(n):
@@ -193,13 +195,13 @@ def engine_phase(app, n: int, w: int, env: dict, logs: Path) -> dict:
             deadline = time.monotonic() + max(120.0, n * 0.5)
             while True:
                 with db.engine.connect() as c:
-                    done = c.scalar(count_done)
+                    counts = dict(c.execute(by_status).all())
+                done = counts.get("completed", 0)
                 if done >= n:
                     break
                 if time.monotonic() > deadline:
                     raise BenchError(f"engine phase timed out: {done}/{n} runs completed; see {logs}")
-                with db.engine.connect() as c:
-                    bad = c.scalar(count_bad)
+                bad = sum(counts.get(s, 0) for s in ("failed", "error", "cancelled"))
                 if bad:
                     raise BenchError(f"engine phase: {bad} run(s) ended failed/error/cancelled; see {logs}")
                 workers.check_alive()
@@ -279,11 +281,14 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (worker logs, SQLite file)")
     args = parser.parse_args(argv)
     n, w = args.runs, args.workers
+    if n < 1 or w < 1:
+        parser.error("--runs and --workers must be at least 1")
 
     tmp = Path(tempfile.mkdtemp(prefix="flowdesk-bench-"))
     logs = tmp / "logs"
     logs.mkdir()
     embedded = None
+    app = None
     try:
         app, redis_url, database_url, embedded = setup(tmp)
         from app.extensions import db
@@ -328,10 +333,25 @@ def main(argv=None) -> int:
             print("\n".join(tail), file=sys.stderr)
         return 1
     finally:
-        if embedded is not None:
+        if app is not None and os.environ.get("DATABASE_URL"):
+            from app.extensions import db
+
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+                with db.engine.begin() as conn:
+                    conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {BENCH_SCHEMA} CASCADE"))
+                db.engine.dispose()
+        if os.environ.get("REDIS_URL"):
+            if app is not None:
+                from app.extensions import queues
+
+                with app.app_context():
+                    queues.connection.flushdb()  # leave database 14 of REDIS_URL empty
+        else:
             from app.embedded import stop_embedded_redis
 
-            stop_embedded_redis(embedded)
+            stop_embedded_redis(tmp / "redis")  # also when setup failed half-way
         if args.keep:
             print(f"kept {tmp}")
         else:

@@ -1,5 +1,10 @@
 """RQ entry points. Each is a plain function taking ids; the app is built once per worker process."""
-from flask import Flask
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # importing Flask here would cost every forked work horse of a plain `rq worker`
+    from flask import Flask
 
 _app: Flask | None = None
 

@@ -255,3 +255,11 @@ def test_runs_of_role_restricted_workflows_are_not_listed_for_other_roles(app, c
     html = client.get("/runs").get_data(as_text=True)
     assert f"/runs/{public}" in html and f"/runs/{secret}" not in html
     assert client.get(f"/runs/{secret}").status_code == 404
+
+
+def test_the_workflow_list_shows_when_each_workflow_last_ran(app, client, login_as, demo_workflows):
+    email = login_as("operator")
+    run_id = start(app, "sandbox-health", email)
+    queued = get_run(app, run_id).queued_at.strftime("%Y-%m-%d %H:%M:%S")
+    html = client.get("/workflows?q=sandbox").get_data(as_text=True)
+    assert queued in html

@@ -7,7 +7,7 @@ from app.engine.params import ParamErrors
 from app.extensions import db, htmx
 from app.models import Run, Workflow
 from app.security import Capability, get_workflow_or_404, requires, visible_workflows
-from app.services.runs import PermissionDenied, WorkflowUnavailable, definition_of, start_run
+from app.services.runs import PermissionDenied, WorkflowUnavailable, definition_of, last_run_times, start_run
 
 bp = Blueprint("workflows", __name__)
 KINDS = ("manual", "automated")
@@ -33,7 +33,8 @@ def index():
     if kind in KINDS:
         criteria.append(Workflow.kind == kind)
     workflows = visible_workflows(db.session, current_user, *criteria)
-    context = {"workflows": workflows, "q": q, "kind": kind, "kinds": KINDS}
+    context = {"workflows": workflows, "last_runs": last_run_times(db.session, workflows), "q": q, "kind": kind,
+               "kinds": KINDS}
     if htmx and htmx.target == "workflow-table" and not htmx.history_restore_request:
         return render_template("workflows/_table.html", **context)
     return render_template("workflows/list.html", **context)

@@ -16,7 +16,7 @@ from app.engine.definition import END, Definition, DefinitionError, StepSpec, pa
 from app.engine.expressions import ExpressionError, render_value
 from app.engine.states import RunStatus, StepStatus
 from app.engine.steps import STEP_TYPES, StepEnv, StepFailure
-from app.engine.transitions import move
+from app.engine.transitions import claim, move
 from app.models.log import LEVEL_RANK, LogEntry
 from app.models.run import Run, StepRun
 from app.models.workflow import WorkflowVersion
@@ -40,19 +40,40 @@ class Outcome:
     queue: str | None = None
 
 
+@dataclass(frozen=True)
+class RunSnapshot:
+    """The columns of a run the executor reads, returned by the claim itself."""
+
+    id: int
+    version_id: int
+    attempt: int
+    params: dict
+    cursor: str | None
+    trigger: str
+    trigger_detail: str
+    queue: str
+    progress_done: int
+
+
+_SNAPSHOT_COLUMNS = (
+    Run.id, Run.version_id, Run.attempt, Run.params, Run.cursor, Run.trigger, Run.trigger_detail, Run.queue,
+    Run.progress_done,
+)
+
+
 def execute_run(session: Session, run_id: int, settings: ExecutorSettings, resume: bool = False) -> Outcome:
     """Claim a pending run (or, with `resume`, a waiting one) and walk its steps until it parks or finishes."""
     now = utcnow()
     source = RunStatus.WAITING if resume else RunStatus.PENDING
     values = {"heartbeat_at": now} if resume else {"heartbeat_at": now, "started_at": now}
-    claimed = move(session, run_id, RunStatus.RUNNING, only_from=[source], **values)
+    row = claim(session, run_id, source, *_SNAPSHOT_COLUMNS, **values)
     session.commit()
-    if not claimed:
+    if row is None:
         return Outcome(status="skipped")
-    run = session.get(Run, run_id)
-    version = session.get(WorkflowVersion, run.version_id)
+    run = RunSnapshot(**row._asdict())
+    document = session.scalar(sa.select(WorkflowVersion.definition).where(WorkflowVersion.id == run.version_id))
     try:
-        definition = parse_definition(version.definition)
+        definition = parse_definition(document)
     except DefinitionError as exc:
         session.add(_log_row(run.id, None, "error", f"The workflow definition is invalid: {exc}"))
         move(
@@ -72,7 +93,7 @@ def _log_row(run_id: int, step_run_id: int | None, level: str, message: str, met
 
 
 class _Walk:
-    def __init__(self, session: Session, run: Run, definition: Definition, settings: ExecutorSettings):
+    def __init__(self, session: Session, run: RunSnapshot, definition: Definition, settings: ExecutorSettings):
         self.session = session
         self.run = run
         self.run_id = run.id
@@ -81,7 +102,7 @@ class _Walk:
         self.settings = settings
         self.done = run.progress_done
         self.total = len(definition.steps)
-        self.pending_logs: list[dict] = []
+        self.pending_logs: list[tuple[StepRun | None, dict]] = []
         self.last_commit = time.monotonic()
         self.context = {
             "params": dict(run.params or {}),
@@ -91,29 +112,28 @@ class _Walk:
         }
 
     def log(self, level: str, message: str, step_run: StepRun | None = None, meta=None, technical=False) -> None:
-        self.pending_logs.append(
-            {
-                "run_id": self.run_id,
-                "step_run_id": step_run.id if step_run is not None else None,
-                "created_at": utcnow(),
-                "level": level,
-                "level_rank": LEVEL_RANK[level],
-                "message": message,
-                "meta": meta,
-                "technical": technical,
-                "record_key": None,
-            }
-        )
+        self.pending_logs.append((step_run, {
+            "run_id": self.run_id,
+            "created_at": utcnow(),
+            "level": level,
+            "level_rank": LEVEL_RANK[level],
+            "message": message,
+            "meta": meta,
+            "technical": technical,
+            "record_key": None,
+        }))
 
-    def flush_logs(self) -> None:
+    def flush(self) -> None:
+        """Write buffered step runs (one batched INSERT by the unit of work) and log lines (one INSERT)."""
+        self.session.flush()
         if self.pending_logs:
-            self.session.execute(sa.insert(LogEntry), self.pending_logs)
+            rows = [{**row, "step_run_id": sr.id if sr is not None else None} for sr, row in self.pending_logs]
+            self.session.execute(sa.insert(LogEntry), rows)
             self.pending_logs = []
 
     def checkpoint(self) -> str:
         """Commit buffered work and heartbeat; returns "ok", "cancel" (cancel requested) or "lost"."""
-        self.session.flush()
-        self.flush_logs()
+        self.flush()
         row = self.session.execute(
             sa.update(Run)
             .where(Run.id == self.run_id, Run.status == RunStatus.RUNNING.value)
@@ -191,7 +211,6 @@ class _Walk:
             step_name=spec.name, status=StepStatus.RUNNING.value, scheduled_at=now, started_at=now,
         )
         self.session.add(sr)
-        self.session.flush()
         try:
             rendered = {
                 k: (v if k in step_type.raw_settings else render_value(v, self.context))
@@ -204,8 +223,9 @@ class _Walk:
                 "Check that every placeholder names a parameter, a variable or an earlier step's output.",
             )
         sr.input = rendered
-        self.log("debug", f"Step '{spec.name}' started", sr)
         if step_type.may_block:
+            # Only a step that can take a while gets a "started" line, committed before it runs.
+            self.log("debug", f"Step '{spec.name}' started", sr)
             state = self.checkpoint()
             if state != "ok":
                 return self.stop(state, current=sr)
@@ -245,8 +265,7 @@ class _Walk:
         sr.status = StepStatus.WAITING.value
         sr.resume_at = until
         self.log("info", f"Waiting in '{sr.step_name}' until {_iso(until)} UTC", sr)
-        self.session.flush()
-        self.flush_logs()
+        self.flush()
         moved = move(
             self.session, self.run_id, RunStatus.WAITING, only_from=[RunStatus.RUNNING],
             cursor=sr.step_key, progress_done=self.done, progress_total=self.total, heartbeat_at=utcnow(),
@@ -266,8 +285,7 @@ class _Walk:
         self.log("error", f"Step '{sr.step_name}' failed [{code}]: {message}", sr, {"error_code": code})
         if trace:
             self.log("error", trace, sr, {"error_code": code}, technical=True)
-        self.session.flush()
-        self.flush_logs()
+        self.flush()
         move(
             self.session, self.run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING],
             finished_at=utcnow(), error_code=code, error_message=f"Step '{sr.step_name}' failed: {message}",
@@ -285,8 +303,7 @@ class _Walk:
             current.status = StepStatus.CANCELLED.value
             current.finished_at = utcnow()
         self.log("warning", "Run cancelled on request; completed steps stay completed")
-        self.session.flush()
-        self.flush_logs()
+        self.flush()
         move(
             self.session, self.run_id, RunStatus.CANCELLED, only_from=[RunStatus.RUNNING],
             finished_at=utcnow(), progress_done=self.done,
@@ -296,8 +313,7 @@ class _Walk:
 
     def complete(self) -> Outcome:
         self.log("info", f"Run completed: {self.done} step(s) done")
-        self.session.flush()
-        self.flush_logs()
+        self.flush()
         move(
             self.session, self.run_id, RunStatus.COMPLETED, only_from=[RunStatus.RUNNING],
             # Branches not taken do not count: a completed run reads "3 of 3 steps".

@@ -30,3 +30,14 @@ def move(
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+def claim(session: Session, run_id: int, source: RunStatus, *columns, **values):
+    """Move run `run_id` from `source` to running and return `columns` of it, or None if another claim won."""
+    return session.execute(
+        sa.update(Run)
+        .where(Run.id == run_id, Run.status == source.value)
+        .values(status=RunStatus.RUNNING.value, **values)
+        .returning(*columns)
+        .execution_options(synchronize_session=False)
+    ).first()

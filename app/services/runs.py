@@ -39,6 +39,22 @@ def definition_of(version: WorkflowVersion) -> Definition:
     return _parsed(version.id, json.dumps(version.definition, sort_keys=True))
 
 
+def last_run_times(session: Session, workflows: list[Workflow]) -> dict[int, object]:
+    """When each workflow was last run: one index lookup per workflow on (workflow_id, id), never a scan."""
+    if not workflows:
+        return {}
+    latest = (
+        sa.select(Run.queued_at)
+        .where(Run.workflow_id == Workflow.id)
+        .order_by(Run.id.desc())
+        .limit(1)
+        .correlate(Workflow)
+        .scalar_subquery()
+    )
+    rows = session.execute(sa.select(Workflow.id, latest).where(Workflow.id.in_([w.id for w in workflows])))
+    return {workflow_id: when for workflow_id, when in rows}
+
+
 def execute_job_id(run_id: int, attempt: int) -> str:
     return f"run-{run_id}-a{attempt}"
 
@@ -81,7 +97,6 @@ def start_run(
         queued_at=utcnow(),
     )
     session.add(run)
-    workflow.last_run_at = run.queued_at
     session.flush()
     run_id, queue, attempt = run.id, run.queue, run.attempt
     after_commit(

@@ -1,0 +1,62 @@
+"""Database setup: engine options and SQLite pragmas, and a connection whose transactions roll back fully."""
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask
+
+from app.extensions import db
+
+_EXPLICIT_BEGIN = "flowdesk_explicit_begin"
+
+
+def init_database(app: Flask) -> None:
+    """Attach Flask-SQLAlchemy; on SQLite, create the file's folder and set WAL and a busy timeout."""
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite"):
+        if uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
+            Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
+    db.init_app(app)
+    if uri.startswith("sqlite"):
+        with app.app_context():
+            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(db.engine, "begin", _sqlite_begin)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets the web server read while a worker writes; the busy timeout waits out short locks.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(conn) -> None:
+    if conn.info.get(_EXPLICIT_BEGIN):
+        conn.exec_driver_sql("BEGIN")
+
+
+@contextmanager
+def rollback_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection in a transaction that is rolled back at the end, SAVEPOINTs included.
+
+    On SQLite this uses SQLAlchemy's pysqlite recipe (SQLAlchemy, not the driver, emits BEGIN) on
+    this one connection only, then discards it: applied to every connection, a transaction that
+    reads and then writes would fail at once whenever another process committed in between.
+    """
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            connection.connection.driver_connection.isolation_level = None
+            connection.info[_EXPLICIT_BEGIN] = True
+        outer = connection.begin()
+        try:
+            yield connection
+        finally:
+            outer.rollback()
+            if sqlite:
+                connection.invalidate()

@@ -1,0 +1,44 @@
+"""The worker warms itself up with a real run that leaves nothing behind."""
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import LogEntry, Run, StepRun, Workflow, WorkflowVersion
+
+
+def test_warm_up_executes_a_run_and_leaves_no_rows(app, load_workflow):
+    from app.services.execution import warm_up
+
+    with app.app_context():
+        statements = []
+
+        def count(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            warm_up(db.engine)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+        assert any(s.lstrip().upper().startswith("INSERT INTO STEP_RUNS") for s in statements)
+        assert any("log_entries" in s for s in statements)
+        for model in (Workflow, WorkflowVersion, Run, StepRun, LogEntry):
+            assert db.session.scalar(sa.select(sa.func.count()).select_from(model)) == 0, model
+
+
+def test_a_rollback_connection_discards_savepoints_and_rows(app):
+    """The pysqlite recipe on one connection: a released SAVEPOINT still rolls back with the outer one."""
+    from app.database import rollback_connection
+
+    row = dict(key="sp", name="sp", draft_definition={}, description="", kind="manual", trigger="manual",
+               state="draft", enabled=True, queue="default", timezone="UTC")
+    with app.app_context():
+        with rollback_connection(db.engine) as conn:
+            nested = conn.begin_nested()
+            conn.execute(sa.insert(Workflow).values(key="gone", **{k: v for k, v in row.items() if k != "key"},
+                                                    created_at=sa.func.now(), updated_at=sa.func.now()))
+            nested.rollback()
+            nested = conn.begin_nested()
+            conn.execute(sa.insert(Workflow).values(**row, created_at=sa.func.now(), updated_at=sa.func.now()))
+            nested.commit()
+            assert conn.scalar(sa.select(sa.func.count()).select_from(Workflow)) == 1
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Workflow)) == 0
