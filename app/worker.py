@@ -1,9 +1,12 @@
 """The RQ worker class Flowdesk runs: a forking worker whose work horses never share DB connections."""
 import gc
+import logging
 
 from rq import Worker
 
 from app.extensions import db
+
+log = logging.getLogger(__name__)
 
 
 class FlowdeskWorker(Worker):
@@ -22,7 +25,10 @@ class FlowdeskWorker(Worker):
 
         if self.flask_app is not None:
             with self.flask_app.app_context():
-                warm_up(db.engine)
+                try:
+                    warm_up(db.engine)
+                except Exception:  # an unmigrated database must not stop the worker; jobs say what is wrong
+                    log.warning("worker warm-up skipped; jobs will start cold", exc_info=True)
         # Keep the collector away from everything built so far: a horse that ran a full collection
         # would write to every object header and copy most of the parent's memory.
         gc.collect()
