@@ -21,6 +21,9 @@ def database_url(raw: str | None) -> str:
     return raw
 
 
+DEV_SECRET_KEY = "dev-only-change-me"
+
+
 class ConfigError(RuntimeError):
     """A setting in the environment is malformed; the message names it."""
 
@@ -43,7 +46,7 @@ def load_config() -> dict:
     if demo:
         variables.setdefault("sandbox_url", f"http://127.0.0.1:{port}/sandbox")
     return {
-        "SECRET_KEY": os.environ.get("SECRET_KEY", "dev-only-change-me"),
+        "SECRET_KEY": os.environ.get("SECRET_KEY", DEV_SECRET_KEY),
         "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL")),
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         "INSTANCE_DIR": str(instance_dir()),

@@ -1,4 +1,5 @@
 """Starting and cancelling runs."""
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -27,15 +28,11 @@ class WorkflowUnavailable(Exception):
 
 @lru_cache(maxsize=256)
 def _parsed(version_id: int, definition_json: str) -> Definition:
-    import json
-
     return parse_definition(json.loads(definition_json))
 
 
 def definition_of(version: WorkflowVersion) -> Definition:
-    """The parsed definition of a published version (cached per version)."""
-    import json
-
+    """The parsed definition of a published version (cached per version and content)."""
     return _parsed(version.id, json.dumps(version.definition, sort_keys=True))
 
 
