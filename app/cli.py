@@ -1,7 +1,6 @@
 """Command-line interface: users, workflows, the worker, the scheduler, demo data and the all-in-one launcher."""
 import json
 import logging
-import sys
 from pathlib import Path
 
 import click

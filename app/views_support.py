@@ -26,8 +26,15 @@ def init_app(app: Flask) -> None:
 
     app.jinja_env.filters["when"] = _when
     app.jinja_env.filters["duration"] = _duration
-    app.jinja_env.filters["status_label"] = lambda s: RunStatus(s).label if s in RunStatus._value2member_map_ else str(s).capitalize()
+    app.jinja_env.filters["status_label"] = _status_label
     app.jinja_env.filters["pretty_json"] = _pretty_json
+
+
+def _status_label(status: str) -> str:
+    try:
+        return RunStatus(status).label
+    except ValueError:
+        return str(status).capitalize()
 
 
 def _when(value: datetime | None) -> str:
