@@ -57,6 +57,9 @@ def load_config() -> dict:
         # Between steps the worker commits buffered step runs and log lines at most this often.
         "CHECKPOINT_SECONDS": float(os.environ.get("FLOWDESK_CHECKPOINT_SECONDS", "0.25")),
         "HTTP_STEP_TIMEOUT": float(os.environ.get("FLOWDESK_HTTP_TIMEOUT", "30")),
+        # RQ stops a run job after this many seconds (its own default, 180 s, is too short for runs
+        # with several slow HTTP steps); the run then ends as an error with code JOB_TIMEOUT.
+        "RUN_JOB_TIMEOUT": int(os.environ.get("FLOWDESK_RUN_JOB_TIMEOUT", "3600")),
         "WTF_CSRF_TIME_LIMIT": None,
         "HTMX_JS": "vendor/htmx-2.0.11.min.js",
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -9,7 +9,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from rq import Queue
+from rq import Callback, Queue
 from rq_scheduler import Scheduler
 from sqlalchemy.orm import DeclarativeBase
 
@@ -67,16 +67,28 @@ class Queues:
     def scheduler(self) -> Scheduler:
         return Scheduler(connection=self.connection)
 
-    def enqueue(self, queue_name: str, func: str, *args, job_id: str | None = None):
+    def enqueue(
+        self, queue_name: str, func: str, *args, job_id: str | None = None, timeout: int | None = None,
+        on_failure: str | None = None,
+    ):
         """Put a job on a queue now. Results are not kept (the database holds every outcome); failures are."""
-        return self.queue(queue_name).enqueue(func, *args, job_id=job_id, result_ttl=0, failure_ttl=7 * 86400)
+        return self.queue(queue_name).enqueue(
+            func, *args, job_id=job_id, result_ttl=0, failure_ttl=7 * 86400, job_timeout=timeout,
+            on_failure=Callback(on_failure) if on_failure else None,
+        )
 
-    def enqueue_at(self, when: datetime, queue_name: str, func: str, *args, job_id: str | None = None):
+    def enqueue_at(
+        self, when: datetime, queue_name: str, func: str, *args, job_id: str | None = None,
+        timeout: int | None = None, on_failure: str | None = None,
+    ):
         """Hand a job to rq-scheduler, which moves it onto `queue_name` at `when` (naive UTC)."""
         # rq-scheduler keeps whole seconds and drops the fraction, which would fire up to 1 s early.
         if when.microsecond:
             when = when.replace(microsecond=0) + timedelta(seconds=1)
-        return self.scheduler().enqueue_at(when, func, *args, queue_name=queue_name, job_id=job_id, job_result_ttl=0)
+        return self.scheduler().enqueue_at(
+            when, func, *args, queue_name=queue_name, job_id=job_id, job_result_ttl=0, timeout=timeout,
+            on_failure=Callback(on_failure) if on_failure else None,
+        )
 
 
 queues = Queues()

@@ -1,12 +1,14 @@
 """The RQ worker class Flowdesk runs: a forking worker whose work horses never share DB connections."""
 import gc
 import logging
+import os
 
 from rq import Worker
 
 from app.extensions import db
 
 log = logging.getLogger(__name__)
+RUN_JOBS = ("jobs.runs.execute_run", "jobs.runs.resume_run")
 
 
 class FlowdeskWorker(Worker):
@@ -33,6 +35,22 @@ class FlowdeskWorker(Worker):
         # would write to every object header and copy most of the parent's memory.
         gc.collect()
         gc.freeze()
+
+    def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
+        """A work horse died from outside (killed, out of memory): end its run instead of leaving it running."""
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        if job.func_name not in RUN_JOBS or self.flask_app is None:
+            return
+        from app.services.execution import end_lost_run
+
+        how = f" by signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else ""
+        message = f"The worker process running this run was killed{how}; completed steps stay completed."
+        with self.flask_app.app_context():
+            try:
+                end_lost_run(db.session, job.args[0], "WORKER_LOST", message)
+                db.session.commit()
+            finally:
+                db.session.remove()
 
     def main_work_horse(self, job, queue):
         # The parent's pooled connections belong to the parent: the child opens its own.

@@ -271,3 +271,61 @@ def test_progress_and_heartbeat_are_kept_current_while_running(app, load_workflo
     watcher.join()
     assert any(done >= 1 and beat is not None and "running" in statuses for done, beat, statuses in seen), seen
     assert get_run(app, run_id).status == "completed"
+
+
+def _wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_a_killed_work_horse_ends_the_run_as_error_and_keeps_completed_steps(
+    app, load_workflow, make_user, worker_processes
+):
+    import os
+    import signal
+    import subprocess
+
+    load_workflow(steps_workflow("killed", [
+        {"key": "first", "type": "log", "with": {"message": "before"}},
+        {"key": "slow", "type": "http_request", "name": "Slow call",
+         "with": {"url": "{{ vars.sandbox_url }}/slow?seconds=8"}},
+        {"key": "last", "type": "log", "with": {"message": "never"}},
+    ]))
+    run_id = start(app, "killed", make_user("operator"))
+
+    def running_slow_step():
+        run = get_run(app, run_id)
+        return run.status == "running" and any(s.step_key == "slow" for s in run.steps)
+
+    _wait_for(running_slow_step)
+    worker = worker_processes[0]
+    horse = _wait_for(lambda: subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True,
+                                             text=True).stdout.split())
+    os.kill(int(horse[0]), signal.SIGKILL)
+
+    run = _wait_for(lambda: (r := get_run(app, run_id)).status == "error" and r)
+    assert run.error_code == "WORKER_LOST"
+    assert "killed" in run.error_message
+    assert [(s.step_key, s.status) for s in run.steps] == [("first", "completed"), ("slow", "failed")]
+    assert run.steps[1].error_code == "WORKER_LOST"
+
+
+def test_a_run_that_outlives_its_job_timeout_ends_as_error(app, load_workflow, make_user, drain):
+    load_workflow(steps_workflow("too-long", [
+        {"key": "slow", "type": "http_request", "with": {"url": "{{ vars.sandbox_url }}/slow?seconds=4"}},
+    ]))
+    app.config["RUN_JOB_TIMEOUT"] = 1
+    try:
+        run_id = start(app, "too-long", make_user("operator"))
+    finally:
+        app.config["RUN_JOB_TIMEOUT"] = 3600
+    drain()
+    run = get_run(app, run_id)
+    assert run.status == "error"
+    assert run.error_code == "JOB_TIMEOUT"
+    assert run.steps[0].status == "failed" and run.steps[0].error_code == "JOB_TIMEOUT"

@@ -28,6 +28,9 @@ class ExecutorSettings:
     variables: dict = field(default_factory=dict)
     checkpoint_seconds: float = 0.25
     http_timeout: float = 30.0
+    # Exceptions that mean "stop this run now" (the job runner's time limit): never recorded as a
+    # step's own error, they propagate to the caller, which ends the run.
+    interrupts: tuple[type[BaseException], ...] = ()
 
 
 @dataclass
@@ -240,6 +243,8 @@ class _Walk:
                 "Check the names the expression uses against the earlier steps' output.",
             )
         except Exception as exc:  # a bug or an unexpected library error: keep the stack trace for support
+            if isinstance(exc, self.settings.interrupts):
+                raise
             return self.fail(
                 sr, "UNEXPECTED_ERROR", f"{type(exc).__name__}: {exc}", None, traceback.format_exc()
             )

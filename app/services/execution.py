@@ -1,11 +1,17 @@
 """What a worker does with a run: execute or resume it, and schedule the resume of a parked run."""
+import sqlalchemy as sa
 from flask import current_app
+from rq.timeouts import JobTimeoutException
 from sqlalchemy.orm import Session
 
 from app.database import rollback_connection
 from app.engine.executor import ExecutorSettings, Outcome, execute_run
-from app.engine.states import RunStatus
+from app.engine.states import RunStatus, StepStatus
+from app.engine.transitions import move
 from app.extensions import queues
+from app.models import LogEntry, StepRun
+from app.models.log import LEVEL_RANK
+from app.timeutil import utcnow
 
 
 def executor_settings() -> ExecutorSettings:
@@ -14,7 +20,33 @@ def executor_settings() -> ExecutorSettings:
         variables=dict(cfg["FLOWDESK_VARS"]),
         checkpoint_seconds=cfg["CHECKPOINT_SECONDS"],
         http_timeout=cfg["HTTP_STEP_TIMEOUT"],
+        interrupts=(JobTimeoutException,),
     )
+
+
+RUN_JOB_FAILED = "jobs.runs.run_job_failed"
+
+
+def run_job_options() -> dict:
+    """How run jobs are enqueued: RQ's time limit, and the callback that ends the run if the job dies."""
+    return {"timeout": current_app.config["RUN_JOB_TIMEOUT"], "on_failure": RUN_JOB_FAILED}
+
+
+def end_lost_run(session: Session, run_id: int, code: str, message: str) -> bool:
+    """End a run whose job died mid-run (killed, timed out, crashed): the run and its running step
+    become errors with `code`; completed steps stay completed. Returns whether the run was running."""
+    now = utcnow()
+    if not move(session, run_id, RunStatus.ERROR, only_from=[RunStatus.RUNNING],
+                finished_at=now, error_code=code, error_message=message):
+        return False
+    session.execute(
+        sa.update(StepRun)
+        .where(StepRun.run_id == run_id, StepRun.status == StepStatus.RUNNING.value)
+        .values(status=StepStatus.FAILED.value, finished_at=now, error_code=code, error_message=message)
+        .execution_options(synchronize_session=False)
+    )
+    session.add(LogEntry(run_id=run_id, level="error", level_rank=LEVEL_RANK["error"], message=f"[{code}] {message}"))
+    return True
 
 
 def resume_job_id(run_id: int, step_run_id: int) -> str:
@@ -27,7 +59,7 @@ def process_run(session: Session, run_id: int, resume: bool = False) -> Outcome:
     if outcome.status == RunStatus.WAITING.value and outcome.park_until is not None:
         queues.enqueue_at(
             outcome.park_until, outcome.queue, "jobs.runs.resume_run", run_id,
-            job_id=resume_job_id(run_id, outcome.step_run_id),
+            job_id=resume_job_id(run_id, outcome.step_run_id), **run_job_options(),
         )
     return outcome
 

@@ -15,6 +15,7 @@ from app.models import LogEntry, Run, StepRun, User, Workflow, WorkflowVersion
 from app.models.log import LEVEL_RANK
 from app.security import Capability, can
 from app.services.dispatch import after_commit
+from app.services.execution import run_job_options
 from app.timeutil import utcnow
 
 
@@ -95,9 +96,12 @@ def start_run(
     )
     session.add(run)
     session.flush()
-    run_id, queue, attempt = run.id, run.queue, run.attempt
+    run_id, queue, attempt, options = run.id, run.queue, run.attempt, run_job_options()
     after_commit(
-        session, lambda: queues.enqueue(queue, "jobs.runs.execute_run", run_id, job_id=execute_job_id(run_id, attempt))
+        session,
+        lambda: queues.enqueue(
+            queue, "jobs.runs.execute_run", run_id, job_id=execute_job_id(run_id, attempt), **options
+        ),
     )
     return run
 
