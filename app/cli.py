@@ -106,11 +106,13 @@ def worker_command(queue_names, burst, name):
 @click.option("--interval", default=1.0, type=float, help="Seconds between polls (rq-scheduler's default is 60).")
 @click.option("--burst", is_flag=True, help="Move due jobs once and exit.")
 def scheduler_command(interval, burst):
-    """Run rq-scheduler: moves due wait-step resumes and scheduled runs onto their queues."""
-    from rq_scheduler import Scheduler
+    """Run rq-scheduler: moves due wait-step resumes onto their queues and reconciles runs with Redis."""
+    from app.scheduler import FlowdeskScheduler
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
-    Scheduler(connection=queues.connection, interval=interval).run(burst=burst)
+    scheduler = FlowdeskScheduler(connection=queues.connection, interval=interval)
+    scheduler.flask_app = current_app._get_current_object()
+    scheduler.run(burst=burst)
 
 
 def init_app(app: Flask) -> None:
