@@ -263,22 +263,17 @@ def drain(app, live_server):
 
     Returns a function that works until no job is queued or scheduled (or `timeout` passes).
     """
-    import jobs
-    from app.extensions import db, queues
-    from app.worker import FlowdeskWorker
+    from app.extensions import queues
+    from tests.factories import work_once
 
     def run(queue_names=("default",), timeout: float = 30.0) -> None:
         with app.app_context():
-            db.session.remove()
-            jobs.bind_app(app)
-            FlowdeskWorker.flask_app = app
             scheduler = queues.scheduler()
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 scheduler.enqueue_jobs()
-                qs = [queues.queue(n) for n in queue_names]
-                if any(q.count for q in qs):
-                    FlowdeskWorker(qs, connection=queues.connection).work(burst=True, logging_level="WARNING")
+                if any(queues.queue(n).count for n in queue_names):
+                    work_once(app, queue_names)
                     continue
                 if scheduler.count() == 0:
                     return

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from app.extensions import db, queues
 from app.models import Run
-from tests.factories import get_run, start, steps_workflow
+from tests.factories import get_run, start, steps_workflow, work_once
 
 
 def _age(app, run_id: int, seconds: float) -> None:
@@ -54,19 +54,14 @@ def test_a_just_started_run_is_given_time_to_be_enqueued(app, load_workflow, mak
 
 
 def test_a_waiting_run_whose_resume_vanished_is_resumed(app, load_workflow, make_user, drain):
-    from app.worker import FlowdeskWorker
-    import jobs
-
     load_workflow(steps_workflow("parked", [
         {"key": "w", "type": "wait", "with": {"seconds": 1}},
         {"key": "b", "type": "log", "with": {"message": "after"}},
     ]))
     run_id = start(app, "parked", make_user("operator"))
+    work_once(app)
+    assert get_run(app, run_id).status == "waiting"
     with app.app_context():
-        jobs.bind_app(app)
-        FlowdeskWorker.flask_app = app
-        FlowdeskWorker([queues.queue("default")], connection=queues.connection).work(burst=True)
-        assert get_run(app, run_id).status == "waiting"
         queues.connection.flushdb()
     assert _reconcile(app).rescheduled == 1
     drain()

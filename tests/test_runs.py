@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from app.extensions import db, queues
 from app.models import LogEntry, Run, StepRun
-from tests.factories import get_run, start, steps_workflow
+from tests.factories import get_run, start, steps_workflow, work_once
 
 
 def test_a_run_walks_its_steps_and_completes_with_outputs(app, load_workflow, make_user, drain):
@@ -107,13 +107,8 @@ def test_a_wait_step_parks_without_a_worker_and_rq_scheduler_resumes_it(app, loa
         {"key": "after", "type": "log", "with": {"message": "after"}},
     ]))
     run_id = start(app, "waits", make_user("operator"))
+    work_once(app)
     with app.app_context():
-        from app.worker import FlowdeskWorker
-        import jobs
-
-        jobs.bind_app(app)
-        FlowdeskWorker.flask_app = app
-        FlowdeskWorker([queues.queue("default")], connection=queues.connection).work(burst=True)
         assert queues.scheduler().count() == 1  # the resume is with rq-scheduler, not holding a worker
     parked = get_run(app, run_id)
     assert parked.status == "waiting"
@@ -163,13 +158,8 @@ def test_cancelling_a_waiting_run_keeps_completed_steps_and_the_resume_does_noth
     ]))
     email = make_user("operator")
     run_id = start(app, "c2", email)
+    work_once(app)
     with app.app_context():
-        from app.worker import FlowdeskWorker
-        import jobs
-
-        jobs.bind_app(app)
-        FlowdeskWorker.flask_app = app
-        FlowdeskWorker([queues.queue("default")], connection=queues.connection).work(burst=True)
         user = db.session.scalar(sa.select(User).where(User.email == email))
         assert cancel_run(db.session, db.session.get(Run, run_id), user).outcome == "cancelled"
         db.session.commit()
