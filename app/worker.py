@@ -8,7 +8,6 @@ from rq import Worker
 from app.extensions import db
 
 log = logging.getLogger(__name__)
-RUN_JOBS = ("jobs.runs.execute_run", "jobs.runs.resume_run")
 
 
 class FlowdeskWorker(Worker):
@@ -39,9 +38,10 @@ class FlowdeskWorker(Worker):
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
         """A work horse died from outside (killed, out of memory): end its run instead of leaving it running."""
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        from app.services.execution import RUN_JOBS, end_lost_run
+
         if job.func_name not in RUN_JOBS or self.flask_app is None:
             return
-        from app.services.execution import end_lost_run
 
         how = f" by signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else ""
         message = f"The worker process running this run was killed{how}; completed steps stay completed."

@@ -78,7 +78,7 @@ def execute_run(session: Session, run_id: int, settings: ExecutorSettings, resum
     try:
         definition = parse_definition(document)
     except DefinitionError as exc:
-        session.add(_log_row(run.id, None, "error", f"The workflow definition is invalid: {exc}"))
+        session.add(LogEntry.line(run.id, "error", f"The workflow definition is invalid: {exc}"))
         move(
             session, run_id, RunStatus.ERROR,
             error_code="INVALID_DEFINITION", error_message=str(exc), finished_at=utcnow(),
@@ -86,13 +86,6 @@ def execute_run(session: Session, run_id: int, settings: ExecutorSettings, resum
         session.commit()
         return Outcome(status=RunStatus.ERROR.value)
     return _Walk(session, run, definition, settings).go(resume)
-
-
-def _log_row(run_id: int, step_run_id: int | None, level: str, message: str, meta=None, technical=False) -> LogEntry:
-    return LogEntry(
-        run_id=run_id, step_run_id=step_run_id, level=level, level_rank=LEVEL_RANK[level],
-        message=message, meta=meta, technical=technical, created_at=utcnow(),
-    )
 
 
 class _Walk:

@@ -31,3 +31,9 @@ class LogEntry(db.Model):
     message: Mapped[str] = mapped_column(sa.Text)
     meta: Mapped[dict | None] = mapped_column(JSONType)
     technical: Mapped[bool] = mapped_column(default=False)
+
+    @classmethod
+    def line(cls, run_id: int, level: str, message: str, **fields) -> "LogEntry":
+        """A log line of `level` for a run, with its level rank filled in."""
+        return cls(run_id=run_id, level=level, level_rank=LEVEL_RANK[level], message=message,
+                   created_at=utcnow(), **fields)

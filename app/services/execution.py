@@ -1,4 +1,6 @@
 """What a worker does with a run: execute or resume it, and schedule the resume of a parked run."""
+from datetime import datetime
+
 import sqlalchemy as sa
 from flask import current_app
 from rq.timeouts import JobTimeoutException
@@ -10,7 +12,6 @@ from app.engine.states import RunStatus, StepStatus
 from app.engine.transitions import move
 from app.extensions import queues
 from app.models import LogEntry, StepRun
-from app.models.log import LEVEL_RANK
 from app.timeutil import utcnow
 
 
@@ -24,12 +25,34 @@ def executor_settings() -> ExecutorSettings:
     )
 
 
+EXECUTE_JOB = "jobs.runs.execute_run"
+RESUME_JOB = "jobs.runs.resume_run"
+RUN_JOBS = (EXECUTE_JOB, RESUME_JOB)
 RUN_JOB_FAILED = "jobs.runs.run_job_failed"
 
 
-def run_job_options() -> dict:
+def _run_job_options() -> dict:
     """How run jobs are enqueued: RQ's time limit, and the callback that ends the run if the job dies."""
     return {"timeout": current_app.config["RUN_JOB_TIMEOUT"], "on_failure": RUN_JOB_FAILED}
+
+
+def execute_job_id(run_id: int, attempt: int) -> str:
+    return f"run-{run_id}-a{attempt}"
+
+
+def resume_job_id(run_id: int, step_run_id: int) -> str:
+    return f"run-{run_id}-resume-{step_run_id}"
+
+
+def enqueue_execute(run_id: int, queue: str, attempt: int) -> None:
+    """Put the job that executes attempt `attempt` of a run on the run's queue."""
+    queues.enqueue(queue, EXECUTE_JOB, run_id, job_id=execute_job_id(run_id, attempt), **_run_job_options())
+
+
+def schedule_resume(run_id: int, queue: str, step_run_id: int, when: datetime) -> None:
+    """Have rq-scheduler put the job that resumes a parked run on the run's queue at `when`."""
+    queues.enqueue_at(when, queue, RESUME_JOB, run_id, job_id=resume_job_id(run_id, step_run_id),
+                      **_run_job_options())
 
 
 def end_lost_run(session: Session, run_id: int, code: str, message: str) -> bool:
@@ -45,22 +68,15 @@ def end_lost_run(session: Session, run_id: int, code: str, message: str) -> bool
         .values(status=StepStatus.FAILED.value, finished_at=now, error_code=code, error_message=message)
         .execution_options(synchronize_session=False)
     )
-    session.add(LogEntry(run_id=run_id, level="error", level_rank=LEVEL_RANK["error"], message=f"[{code}] {message}"))
+    session.add(LogEntry.line(run_id, "error", f"[{code}] {message}"))
     return True
-
-
-def resume_job_id(run_id: int, step_run_id: int) -> str:
-    return f"run-{run_id}-resume-{step_run_id}"
 
 
 def process_run(session: Session, run_id: int, resume: bool = False) -> Outcome:
     """Execute (or resume) a run; a run that parks on a wait step is handed to rq-scheduler."""
     outcome = execute_run(session, run_id, executor_settings(), resume=resume)
     if outcome.status == RunStatus.WAITING.value and outcome.park_until is not None:
-        queues.enqueue_at(
-            outcome.park_until, outcome.queue, "jobs.runs.resume_run", run_id,
-            job_id=resume_job_id(run_id, outcome.step_run_id), **run_job_options(),
-        )
+        schedule_resume(run_id, outcome.queue, outcome.step_run_id, outcome.park_until)
     return outcome
 
 
@@ -83,8 +99,6 @@ def warm_up(engine) -> None:
     imported modules, a configured dialect and an initialised Jinja instead of paying for them on
     every job. Nothing is left in the database: every commit inside is a SAVEPOINT release.
     """
-    from sqlalchemy.orm import Session
-
     from app.models import Run, Workflow, WorkflowVersion
 
     settings = ExecutorSettings(variables={}, checkpoint_seconds=0.0, http_timeout=1.0)

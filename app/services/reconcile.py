@@ -14,8 +14,7 @@ from sqlalchemy.orm import Session
 from app.engine.states import RunStatus, StepStatus
 from app.extensions import queues
 from app.models import Run, StepRun
-from app.services.execution import resume_job_id, run_job_options
-from app.services.runs import execute_job_id
+from app.services.execution import enqueue_execute, execute_job_id, resume_job_id, schedule_resume
 from app.timeutil import utcnow
 
 GRACE_SECONDS = 30  # a run this new may still be on its way to the queue
@@ -42,7 +41,6 @@ def reconcile(session: Session, grace_seconds: float = GRACE_SECONDS) -> Reconci
     """Re-enqueue pending runs and re-schedule waiting runs whose jobs are gone from Redis."""
     report = ReconcileReport()
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
-    options = run_job_options()
     pending = session.execute(
         sa.select(Run.id, Run.attempt, Run.queue)
         .where(Run.status == RunStatus.PENDING.value, Run.queued_at < cutoff)
@@ -50,9 +48,8 @@ def reconcile(session: Session, grace_seconds: float = GRACE_SECONDS) -> Reconci
         .limit(BATCH)
     )
     for run_id, attempt, queue in pending:
-        job_id = execute_job_id(run_id, attempt)
-        if not _job_alive(job_id):
-            queues.enqueue(queue, "jobs.runs.execute_run", run_id, job_id=job_id, **options)
+        if not _job_alive(execute_job_id(run_id, attempt)):
+            enqueue_execute(run_id, queue, attempt)
             report.requeued += 1
     waiting = session.execute(
         sa.select(Run.id, Run.queue, StepRun.id, StepRun.resume_at)
@@ -62,8 +59,7 @@ def reconcile(session: Session, grace_seconds: float = GRACE_SECONDS) -> Reconci
         .limit(BATCH)
     )
     for run_id, queue, step_run_id, resume_at in waiting:
-        job_id = resume_job_id(run_id, step_run_id)
-        if not _job_alive(job_id):
-            queues.enqueue_at(max(resume_at, utcnow()), queue, "jobs.runs.resume_run", run_id, job_id=job_id, **options)
+        if not _job_alive(resume_job_id(run_id, step_run_id)):
+            schedule_resume(run_id, queue, step_run_id, max(resume_at, utcnow()))
             report.rescheduled += 1
     return report

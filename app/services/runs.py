@@ -10,12 +10,10 @@ from app.engine.definition import Definition, parse_definition
 from app.engine.params import coerce_params
 from app.engine.states import RunStatus, StepStatus
 from app.engine.transitions import move
-from app.extensions import queues
 from app.models import LogEntry, Run, StepRun, User, Workflow, WorkflowVersion
-from app.models.log import LEVEL_RANK
 from app.security import Capability, can
 from app.services.dispatch import after_commit
-from app.services.execution import run_job_options
+from app.services.execution import enqueue_execute
 from app.timeutil import utcnow
 
 
@@ -51,10 +49,6 @@ def last_run_times(session: Session, workflows: list[Workflow]) -> dict[int, obj
     )
     rows = session.execute(sa.select(Workflow.id, latest).where(Workflow.id.in_([w.id for w in workflows])))
     return {workflow_id: when for workflow_id, when in rows}
-
-
-def execute_job_id(run_id: int, attempt: int) -> str:
-    return f"run-{run_id}-a{attempt}"
 
 
 def start_run(
@@ -96,13 +90,8 @@ def start_run(
     )
     session.add(run)
     session.flush()
-    run_id, queue, attempt, options = run.id, run.queue, run.attempt, run_job_options()
-    after_commit(
-        session,
-        lambda: queues.enqueue(
-            queue, "jobs.runs.execute_run", run_id, job_id=execute_job_id(run_id, attempt), **options
-        ),
-    )
+    run_id, queue, attempt = run.id, run.queue, run.attempt
+    after_commit(session, lambda: enqueue_execute(run_id, queue, attempt))
     return run
 
 
@@ -150,4 +139,4 @@ def cancel_run(session: Session, run: Run, user: User) -> CancelResult:
 
 
 def _log(session: Session, run_id: int, level: str, message: str) -> None:
-    session.add(LogEntry(run_id=run_id, level=level, level_rank=LEVEL_RANK[level], message=message))
+    session.add(LogEntry.line(run_id, level, message))
