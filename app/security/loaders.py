@@ -1,0 +1,36 @@
+"""Loaders that hide what a user may not see: missing and invisible things both answer 404."""
+import sqlalchemy as sa
+from flask import abort
+from sqlalchemy.orm import Session
+
+from app.models import Run, User, Workflow
+from app.security.policy import Capability, can, workflow_visible
+
+
+def visible_workflows(session: Session, user: User, *criteria) -> list[Workflow]:
+    """The workflows `user` may see (by the rule of workflow_visible), filtered by `criteria`, by name."""
+    query = sa.select(Workflow).where(*criteria).order_by(Workflow.name)
+    if not can(user, Capability.VIEW_DRAFTS):
+        query = query.where(Workflow.state == "published", Workflow.enabled.is_(True))
+    return [w for w in session.scalars(query) if workflow_visible(w, user)]
+
+
+def visible_workflow_ids(session: Session, user: User) -> list[int]:
+    """Ids of the workflows `user` may see, for filtering runs (workflows number in the hundreds, runs in millions)."""
+    return [w.id for w in visible_workflows(session, user)]
+
+
+def get_workflow_or_404(session: Session, key: str, user: User) -> Workflow:
+    """Load a workflow by key, answering 404 when it does not exist or `user` may not see it."""
+    workflow = session.scalar(sa.select(Workflow).where(Workflow.key == key))
+    if workflow is None or not workflow_visible(workflow, user):
+        abort(404)
+    return workflow
+
+
+def get_run_or_404(session: Session, run_id: int, user: User) -> Run:
+    """Load a run, answering 404 when it does not exist or its workflow is hidden from `user`."""
+    run = session.get(Run, run_id)
+    if run is None or not workflow_visible(run.workflow, user):
+        abort(404)
+    return run

@@ -1,0 +1,58 @@
+"""Roles, the capabilities each role has, and the one rule for which workflows a user may see."""
+from enum import Enum
+
+from app.models import User, Workflow
+
+
+class Role(str, Enum):
+    VIEWER = "viewer"  # looks at workflows, runs and logs
+    OPERATOR = "operator"  # also runs and cancels workflows
+    MANAGER = "manager"  # also tunes published settings and schedules, replays runs
+    ADMIN = "admin"  # everything, including drafts, publishing and users
+    SUPPORT = "support"  # an operator who also sees technical log detail
+
+
+class Capability(str, Enum):
+    LIST_WORKFLOWS = "LIST_WORKFLOWS"
+    VIEW_RUNS = "VIEW_RUNS"
+    RUN_WORKFLOW = "RUN_WORKFLOW"
+    CANCEL_RUN = "CANCEL_RUN"
+    REPLAY_RUN = "REPLAY_RUN"
+    APPROVE_STEP = "APPROVE_STEP"
+    UPDATE_WORKFLOW = "UPDATE_WORKFLOW"
+    PUBLISH_WORKFLOW = "PUBLISH_WORKFLOW"
+    VIEW_DRAFTS = "VIEW_DRAFTS"
+    VIEW_TECHNICAL_LOGS = "VIEW_TECHNICAL_LOGS"
+    EXPORT_DATA = "EXPORT_DATA"
+    MANAGE_USERS = "MANAGE_USERS"
+
+
+C = Capability
+_VIEW = {C.LIST_WORKFLOWS, C.VIEW_RUNS}
+_OPERATE = _VIEW | {C.RUN_WORKFLOW, C.CANCEL_RUN, C.EXPORT_DATA}
+ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
+    Role.VIEWER: frozenset(_VIEW),
+    Role.OPERATOR: frozenset(_OPERATE),
+    Role.SUPPORT: frozenset(_OPERATE | {C.REPLAY_RUN, C.VIEW_TECHNICAL_LOGS}),
+    Role.MANAGER: frozenset(_OPERATE | {C.REPLAY_RUN, C.APPROVE_STEP, C.UPDATE_WORKFLOW}),
+    Role.ADMIN: frozenset(Capability),
+}
+
+
+def can(user, capability: Capability) -> bool:
+    """Whether `user` (signed in or not) has `capability`."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    try:
+        return capability in ROLE_CAPABILITIES[Role(user.role)]
+    except ValueError:
+        return False
+
+
+def workflow_visible(workflow: Workflow, user: User) -> bool:
+    """Drafts and disabled workflows are for admins; others see enabled, published, role-allowed ones."""
+    if can(user, C.VIEW_DRAFTS):
+        return True
+    if not workflow.is_published or not workflow.enabled:
+        return False
+    return not workflow.allowed_roles or user.role in workflow.allowed_roles
