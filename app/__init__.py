@@ -1,7 +1,7 @@
 """Flowdesk: the app factory."""
 from flask import Flask, render_template
 
-from app.config import DEV_SECRET_KEY, load_config
+from app.config import DEV_SECRET_KEY, load_config, outbound_policy
 from app.database import init_database
 from app.extensions import csrf, db, htmx, login_manager, migrate, queues
 
@@ -13,6 +13,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(settings)
     if app.config["SECRET_KEY"] == DEV_SECRET_KEY and not (app.config["DEMO_MODE"] or app.testing):
         app.logger.warning("SECRET_KEY is not set: sessions are signed with a development key. Set SECRET_KEY.")
+    app.extensions["flowdesk_outbound"] = outbound_policy(app.config)
     init_database(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     login_manager.init_app(app)

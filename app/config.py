@@ -57,6 +57,9 @@ def load_config() -> dict:
         # Between steps the worker commits buffered step runs and log lines at most this often.
         "CHECKPOINT_SECONDS": float(os.environ.get("FLOWDESK_CHECKPOINT_SECONDS", "0.25")),
         "HTTP_STEP_TIMEOUT": float(os.environ.get("FLOWDESK_HTTP_TIMEOUT", "30")),
+        # Internal addresses steps may reach after all: host names, host:port pairs, CIDR ranges (comma-separated).
+        # Demo mode adds the sandbox's own host:port.
+        "OUTBOUND_ALLOW": os.environ.get("FLOWDESK_OUTBOUND_ALLOW", ""),
         # RQ stops a run job after this many seconds (its own default, 180 s, is too short for runs
         # with several slow HTTP steps); the run then ends as an error with code JOB_TIMEOUT.
         "RUN_JOB_TIMEOUT": int(os.environ.get("FLOWDESK_RUN_JOB_TIMEOUT", "3600")),
@@ -64,3 +67,22 @@ def load_config() -> dict:
         "HTMX_JS": "vendor/htmx-2.0.11.min.js",
         "SESSION_COOKIE_SAMESITE": "Lax",
     }
+
+
+def outbound_policy(settings: dict):
+    """The outbound address policy from OUTBOUND_ALLOW, plus the sandbox's own address in demo mode."""
+    from urllib.parse import urlsplit
+
+    from app.security.outbound import OutboundPolicy
+
+    try:
+        policy = OutboundPolicy.parse(settings.get("OUTBOUND_ALLOW"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    sandbox = settings.get("FLOWDESK_VARS", {}).get("sandbox_url")
+    if settings.get("DEMO_MODE") and isinstance(sandbox, str):
+        parts = urlsplit(sandbox)
+        if parts.hostname:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            policy = policy.merged(OutboundPolicy(host_ports=frozenset({(parts.hostname.lower(), port)})))
+    return policy

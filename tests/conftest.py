@@ -292,6 +292,7 @@ def worker_processes(app, live_server, redis_url, database_url, tmp_root):
         "REDIS_URL": redis_url,
         "FLOWDESK_INSTANCE": str(tmp_root / "instance"),
         "FLOWDESK_VARS": '{"sandbox_url": "%s/sandbox"}' % live_server,
+        "FLOWDESK_OUTBOUND_ALLOW": live_server.split("//", 1)[1],
         "FLOWDESK_CHECKPOINT_SECONDS": "0.05",
         "SECRET_KEY": "test-secret",
     }

@@ -78,3 +78,17 @@ def slow():
     seconds = min(max(request.args.get("seconds", 1.0, type=float), 0.0), 10.0)
     time.sleep(seconds)
     return jsonify({"slept": seconds})
+
+
+@bp.route("/echo", defaults={"rest": ""}, methods=["GET", "POST"])
+@bp.route("/echo/<path:rest>", methods=["GET", "POST"])
+def echo(rest: str):
+    """Say what request arrived: the path and query exactly as sent, the Host header and the query fields."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path
+    return jsonify({"raw_uri": raw, "host": request.host, "args": request.args.to_dict(flat=False)})
+
+
+@bp.get("/redirect")
+def redirect_elsewhere():
+    """Answer with a redirect to `to`: steps must not follow it."""
+    return "", 302, {"Location": request.args.get("to", "/sandbox/health")}

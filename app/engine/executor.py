@@ -13,13 +13,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.engine.definition import END, Definition, DefinitionError, StepSpec, parse_definition
-from app.engine.expressions import ExpressionError, render_value
+from app.engine.expressions import ExpressionError, render_url, render_value
 from app.engine.states import RunStatus, StepStatus
 from app.engine.steps import STEP_TYPES, StepEnv, StepFailure
 from app.engine.transitions import claim, move
 from app.models.log import LEVEL_RANK, LogEntry
 from app.models.run import Run, StepRun
 from app.models.workflow import WorkflowVersion
+from app.security.outbound import OutboundPolicy
 from app.timeutil import utcnow
 
 
@@ -28,6 +29,7 @@ class ExecutorSettings:
     variables: dict = field(default_factory=dict)
     checkpoint_seconds: float = 0.25
     http_timeout: float = 30.0
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     # Exceptions that mean "stop this run now" (the job runner's time limit): never recorded as a
     # step's own error, they propagate to the caller, which ends the run.
     interrupts: tuple[type[BaseException], ...] = ()
@@ -208,10 +210,7 @@ class _Walk:
         )
         self.session.add(sr)
         try:
-            rendered = {
-                k: (v if k in step_type.raw_settings else render_value(v, self.context))
-                for k, v in spec.settings.items()
-            }
+            rendered = {k: self.render(step_type, k, v) for k, v in spec.settings.items()}
         except ExpressionError as exc:
             sr.input = spec.settings
             return self.fail(
@@ -225,11 +224,12 @@ class _Walk:
             state = self.checkpoint()
             if state != "ok":
                 return self.stop(state, current=sr)
-        env = StepEnv(context=self.context, now=utcnow(), http_timeout=self.settings.http_timeout)
+        env = StepEnv(context=self.context, now=utcnow(), http_timeout=self.settings.http_timeout,
+                      outbound=self.settings.outbound)
         try:
             result = step_type.execute(rendered, env)
         except StepFailure as exc:
-            return self.fail(sr, exc.code, exc.message, exc.suggested_fix)
+            return self.fail(sr, exc.code, exc.message, exc.suggested_fix, detail=exc.detail)
         except ExpressionError as exc:
             return self.fail(
                 sr, "EXPRESSION_ERROR", f"The expression could not be evaluated: {exc}",
@@ -259,6 +259,14 @@ class _Walk:
         self.log("info", f"Step '{spec.name}' completed in {_ms(sr)} ms", sr)
         return spec.next
 
+    def render(self, step_type, name: str, value):
+        """A step setting with its placeholders filled in (expressions stay as written)."""
+        if name in step_type.raw_settings:
+            return value
+        if name in step_type.url_settings:
+            return render_url(value, self.context)
+        return render_value(value, self.context)
+
     def park(self, sr: StepRun, until: datetime) -> Outcome:
         sr.status = StepStatus.WAITING.value
         sr.resume_at = until
@@ -273,7 +281,10 @@ class _Walk:
             return Outcome(status="lost")
         return Outcome(status=RunStatus.WAITING.value, park_until=until, step_run_id=sr.id, queue=self.run.queue)
 
-    def fail(self, sr: StepRun, code: str, message: str, fix: str | None, trace: str | None = None) -> Outcome:
+    def fail(
+        self, sr: StepRun, code: str, message: str, fix: str | None, trace: str | None = None,
+        detail: str | None = None,
+    ) -> Outcome:
         sr.status = StepStatus.FAILED.value
         sr.finished_at = utcnow()
         sr.error_code = code
@@ -281,6 +292,8 @@ class _Walk:
         sr.suggested_fix = fix
         sr.traceback = trace
         self.log("error", f"Step '{sr.step_name}' failed [{code}]: {message}", sr, {"error_code": code})
+        if detail:
+            self.log("error", detail, sr, {"error_code": code}, technical=True)
         if trace:
             self.log("error", trace, sr, {"error_code": code}, technical=True)
         self.flush()

@@ -21,6 +21,7 @@ def executor_settings() -> ExecutorSettings:
         variables=dict(cfg["FLOWDESK_VARS"]),
         checkpoint_seconds=cfg["CHECKPOINT_SECONDS"],
         http_timeout=cfg["HTTP_STEP_TIMEOUT"],
+        outbound=current_app.extensions["flowdesk_outbound"],
         interrupts=(JobTimeoutException,),
     )
 
