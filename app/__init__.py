@@ -1,9 +1,9 @@
 """Flowdesk: the app factory."""
 from flask import Flask, render_template
 
-from app.config import DEV_SECRET_KEY, load_config, outbound_policy
+from app.config import load_config, outbound_policy, secret_key
 from app.database import init_database
-from app.extensions import csrf, db, htmx, login_manager, migrate, queues
+from app.extensions import csrf, db, htmx, limiter, login_manager, migrate, queues
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -11,8 +11,7 @@ def create_app(config: dict | None = None) -> Flask:
     settings = {**load_config(), **(config or {})}
     app = Flask(__name__, instance_path=settings["INSTANCE_DIR"])
     app.config.update(settings)
-    if app.config["SECRET_KEY"] == DEV_SECRET_KEY and not (app.config["DEMO_MODE"] or app.testing):
-        app.logger.warning("SECRET_KEY is not set: sessions are signed with a development key. Set SECRET_KEY.")
+    app.config["SECRET_KEY"] = secret_key(app.config)
     app.extensions["flowdesk_outbound"] = outbound_policy(app.config)
     init_database(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
@@ -22,12 +21,17 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     htmx.init_app(app)
     queues.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", queues.storage_uri)
+    limiter.init_app(app)
+    if not app.config["REDIS_URL"]:
+        app.before_request(queues.start_embedded)
 
     from app.services import dispatch
 
     dispatch.install()
 
     from app import cli, views_support
+    from app.web import protection
     from app.blueprints import api, auth, runs, workflows
 
     app.register_blueprint(auth.bp)
@@ -41,6 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(sandbox.bp)
         csrf.exempt(sandbox.bp)
     views_support.init_app(app)
+    protection.init_app(app)
     cli.init_app(app)
 
     for code in (403, 404):

@@ -36,14 +36,73 @@ def create_user_command(email, password, role, name):
 @click.argument("email")
 def token_command(email):
     """Print a new API token for EMAIL (shown once; only its hash is kept)."""
-    from app.services.users import find_user, issue_token
+    from app.services.users import issue_token
+
+    user = _user_or_fail(email)
+    token = issue_token(db.session, user)
+    db.session.commit()
+    click.echo(token)
+
+
+def _user_or_fail(email: str):
+    from app.services.users import find_user
 
     user = find_user(db.session, email)
     if user is None:
         raise click.ClickException(f"no user with email {email}")
-    token = issue_token(db.session, user)
+    return user
+
+
+@users_cli.command("password")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The new password.")
+def password_command(email, password):
+    """Set EMAIL's password; every session the user had ends."""
+    from app.services.users import UserError, set_password
+
+    user = _user_or_fail(email)
+    try:
+        set_password(db.session, user, password)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
     db.session.commit()
-    click.echo(token)
+    click.echo(f"Password of {user.email} changed; their sessions are signed out")
+
+
+@users_cli.command("deactivate")
+@click.argument("email")
+def deactivate_command(email):
+    """Deactivate EMAIL: they cannot sign in, their sessions end and their API tokens stop working."""
+    from app.services.users import set_active
+
+    user = _user_or_fail(email)
+    set_active(user, False)
+    db.session.commit()
+    click.echo(f"Deactivated {user.email}; their sessions are signed out")
+
+
+@users_cli.command("activate")
+@click.argument("email")
+def activate_command(email):
+    """Let a deactivated EMAIL sign in again."""
+    from app.services.users import set_active
+
+    user = _user_or_fail(email)
+    set_active(user, True)
+    db.session.commit()
+    click.echo(f"Activated {user.email}")
+
+
+@users_cli.command("sign-out")
+@click.argument("email")
+def sign_out_command(email):
+    """Sign EMAIL out everywhere: every session and remember-me cookie stops working."""
+    from app.services.users import end_sessions
+
+    user = _user_or_fail(email)
+    end_sessions(user)
+    db.session.commit()
+    click.echo(f"Signed {user.email} out everywhere")
 
 
 @workflows_cli.command("load")

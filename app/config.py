@@ -1,8 +1,10 @@
 """Settings read from the environment, with embedded defaults for a fresh machine."""
 import json
 import os
+import secrets
+import time
+from datetime import timedelta
 from pathlib import Path
-
 
 
 def instance_dir() -> Path:
@@ -21,9 +23,6 @@ def database_url(raw: str | None) -> str:
     return raw
 
 
-DEV_SECRET_KEY = "dev-only-change-me"
-
-
 class ConfigError(RuntimeError):
     """A setting in the environment is malformed; the message names it."""
 
@@ -38,16 +37,23 @@ def _json_object(name: str, raw: str) -> dict:
     return value
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 def load_config() -> dict:
     """Collect the app settings from the environment."""
     port = int(os.environ.get("PORT", "5000"))
-    demo = os.environ.get("FLOWDESK_DEMO", "") not in ("", "0", "false")
+    demo = _flag("FLOWDESK_DEMO")
+    https = _flag("FLOWDESK_HTTPS")
     variables = _json_object("FLOWDESK_VARS", os.environ.get("FLOWDESK_VARS") or "{}")
     if demo:
         variables.setdefault("sandbox_url", f"http://127.0.0.1:{port}/sandbox")
     return {
-        "SECRET_KEY": os.environ.get("SECRET_KEY", DEV_SECRET_KEY),
+        # Unset: refused in production (a DATABASE_URL outside demo mode), else generated once under instance/.
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
         "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL")),
+        "PRODUCTION_DATABASE": bool(os.environ.get("DATABASE_URL")),
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         "INSTANCE_DIR": str(instance_dir()),
         "PORT": port,
@@ -65,8 +71,52 @@ def load_config() -> dict:
         "RUN_JOB_TIMEOUT": int(os.environ.get("FLOWDESK_RUN_JOB_TIMEOUT", "3600")),
         "WTF_CSRF_TIME_LIMIT": None,
         "HTMX_JS": "vendor/htmx-2.0.11.min.js",
+        # Served over HTTPS (directly or behind a proxy that terminates TLS): Secure cookies and HSTS.
+        "HTTPS": https,
+        "PREFERRED_URL_SCHEME": "https" if https else "http",
+        "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": https,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": https,
+        "REMEMBER_COOKIE_DURATION": timedelta(days=14),
+        # Failed sign-ins allowed per account and per client address, and failed API tokens per address,
+        # in Flask-Limiter's notation; past them the answer is 429 with Retry-After.
+        "LOGIN_LIMIT_ACCOUNT": os.environ.get("FLOWDESK_LOGIN_LIMIT_ACCOUNT", "5 per 15 minutes"),
+        "LOGIN_LIMIT_ADDRESS": os.environ.get("FLOWDESK_LOGIN_LIMIT_ADDRESS", "30 per minute"),
+        "API_AUTH_LIMIT": os.environ.get("FLOWDESK_API_AUTH_LIMIT", "30 per minute"),
     }
+
+
+def secret_key(settings: dict) -> str:
+    """SECRET_KEY as set; refused when unset in production; else a random key kept under instance/ (0600)."""
+    if settings.get("SECRET_KEY"):
+        return settings["SECRET_KEY"]
+    if settings.get("PRODUCTION_DATABASE") and not settings.get("DEMO_MODE"):
+        raise ConfigError(
+            "SECRET_KEY is not set. With a DATABASE_URL (production) Flowdesk refuses to start without it: "
+            "set SECRET_KEY to a long random value, the same for every web, worker and scheduler process "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')."
+        )
+    return _instance_secret_key(Path(settings["INSTANCE_DIR"]) / "secret_key")
+
+
+def _instance_secret_key(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process may be writing it right now
+            key = path.read_text().strip()
+            if key:
+                return key
+            time.sleep(0.02)
+        raise ConfigError(f"{path} is empty; delete it to generate a new SECRET_KEY") from None
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
 
 
 def outbound_policy(settings: dict):

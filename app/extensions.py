@@ -5,6 +5,8 @@ import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask_htmx import HTMX
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -33,6 +35,8 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = HTMX()
+# Counters live in the queues' Redis (create_app points RATELIMIT_STORAGE_URI there), shared by every process.
+limiter = Limiter(key_func=get_remote_address, strategy="moving-window", headers_enabled=True, key_prefix="flowdesk")
 
 
 class Queues:
@@ -51,6 +55,17 @@ class Queues:
         app.extensions["flowdesk_queues"] = self
 
     @property
+    def storage_uri(self) -> str:
+        """The Redis URL in the notation of the `limits` library (for Flask-Limiter), without connecting."""
+        if self._embedded_dir is not None:
+            from app.embedded import socket_url
+
+            url = socket_url(self._embedded_dir)
+        else:
+            url = self._url
+        return "redis+unix://" + url[len("unix://"):] if url.startswith("unix://") else url
+
+    @property
     def connection(self) -> redis.Redis:
         if self._connection is None:
             url = self._url
@@ -60,6 +75,10 @@ class Queues:
                 url, _ = ensure_embedded_redis(self._embedded_dir)
             self._connection = redis.Redis.from_url(url)
         return self._connection
+
+    def start_embedded(self) -> None:
+        """Make sure the private redis-server runs (rate limits need it before any queue is used)."""
+        self.connection  # noqa: B018 (starts it on first use)
 
     def queue(self, name: str = "default") -> Queue:
         return Queue(name, connection=self.connection)

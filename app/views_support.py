@@ -1,4 +1,5 @@
 """Request-wide glue: the user loader, template helpers and filters."""
+import hmac
 from datetime import datetime
 
 from flask import Flask
@@ -12,8 +13,15 @@ from app.security import Capability, can
 
 def init_app(app: Flask) -> None:
     @login_manager.user_loader
-    def load_user(user_id: str):
-        return db.session.get(User, int(user_id))
+    def load_user(cookie_id: str):
+        """The user a session or remember-me cookie names, if its session token is still current."""
+        user_id, _, token = cookie_id.partition(":")
+        if not user_id.isdigit() or len(user_id) > 18 or not token:
+            return None
+        user = db.session.get(User, int(user_id))
+        if user is None or not hmac.compare_digest(user.session_token.encode(), token.encode()):
+            return None
+        return user
 
     @app.context_processor
     def helpers():

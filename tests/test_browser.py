@@ -157,7 +157,7 @@ def test_operator_runs_a_workflow_and_watches_it_complete_live(page, demo_workfl
     for item in steps.all():
         expect(item.locator(".badge")).to_have_text("Completed")
     expect(page.locator(".progress-label")).to_contain_text("100%")
-    expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
+    expect(page.get_by_role("progressbar")).to_have_attribute("value", "100")
     log_lines = page.locator("#log-lines")
     expect(log_lines).to_contain_text("Run completed", timeout=WORK_TIMEOUT_MS)
     expect(page.locator("#log-tail")).to_have_text("End of log.", timeout=WORK_TIMEOUT_MS)

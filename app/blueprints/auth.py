@@ -1,12 +1,13 @@
-"""Signing in and out."""
+"""Signing in and out, and the account page (change password, sign out everywhere)."""
+import time
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
-from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import login_required, login_user, logout_user
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_limiter import RateLimitExceeded
+from flask_login import current_user, login_required, login_user, logout_user
 
-from app.extensions import db
-from app.models import User
+from app.extensions import db, limiter
+from app.services.users import UserError, authenticate, change_password, end_sessions
 
 bp = Blueprint("auth", __name__)
 
@@ -17,15 +18,26 @@ def _safe_next(target: str | None) -> str:
     return url_for("workflows.index")
 
 
+def _account_key() -> str:
+    return "account:" + request.form.get("email", "").strip().lower()
+
+
+def _failed(response) -> bool:
+    return response.status_code == 401
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_ACCOUNT"], key_func=_account_key, methods=["POST"],
+               deduct_when=_failed)
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_ADDRESS"], methods=["POST"], deduct_when=_failed)
 def login():
     """Show the sign-in form; sign the user in when the email and password match."""
     error = None
     email = ""
     if request.method == "POST":
         email = request.form.get("email", "").strip().lower()
-        user = db.session.scalar(sa.select(User).where(User.email == email))
-        if user is None or not user.check_password(request.form.get("password", "")):
+        user = authenticate(db.session, email, request.form.get("password", ""))
+        if user is None:
             error = "Email or password is incorrect."
         elif not user.active:
             error = "This account is deactivated."
@@ -35,10 +47,67 @@ def login():
     return render_template("auth/login.html", error=error, email=email), (401 if error else 200)
 
 
+@bp.app_errorhandler(RateLimitExceeded)
+def too_many(exc: RateLimitExceeded):
+    """Too many failed attempts: the sign-in form (or JSON for the API) says when to try again."""
+    limit = limiter.current_limit
+    wait = max(1, int(limit.reset_at - time.time())) if limit else 60
+    minutes = -(-wait // 60)
+    message = (f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+               if wait >= 60 else f"Too many failed attempts. Try again in {wait} seconds.")
+    if request.blueprint == "api":
+        from flask import jsonify
+
+        response = jsonify({"error": message})
+    else:
+        email = request.form.get("email", "").strip().lower() if request.endpoint == "auth.login" else ""
+        response = current_app.make_response(render_template("auth/login.html", error=message, email=email))
+    response.status_code = 429
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
 @bp.post("/logout")
 @login_required
 def logout():
-    """Sign the user out."""
+    """Sign the user out; the session and remember-me cookies they had stop working."""
+    end_sessions(current_user)
+    db.session.commit()
     logout_user()
     flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/account")
+@login_required
+def account():
+    """The signed-in user's account: who they are, a password change form and Sign out everywhere."""
+    return render_template("auth/account.html", errors={})
+
+
+@bp.post("/account/password")
+@login_required
+def password():
+    """Change the password; every other session ends, this one stays signed in."""
+    try:
+        change_password(db.session, current_user, request.form.get("current_password", ""),
+                        request.form.get("new_password", ""), request.form.get("confirm_password", ""))
+    except UserError as exc:
+        db.session.rollback()
+        return render_template("auth/account.html", errors={exc.field: exc.message}), 422
+    db.session.commit()
+    had_remember_cookie = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
+    login_user(current_user._get_current_object(), remember=had_remember_cookie)
+    flash("Password changed. Other sessions are signed out.", "success")
+    return redirect(url_for("auth.account"))
+
+
+@bp.post("/account/sign-out-everywhere")
+@login_required
+def sign_out_everywhere():
+    """End every session of this user, on every browser and device, including this one."""
+    end_sessions(current_user)
+    db.session.commit()
+    logout_user()
+    flash("You are signed out everywhere.", "info")
     return redirect(url_for("auth.login"))

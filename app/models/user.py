@@ -12,6 +12,10 @@ from app.extensions import db
 from app.timeutil import utcnow
 
 
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
 class User(UserMixin, db.Model):
     __tablename__ = "users"
 
@@ -22,6 +26,8 @@ class User(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(sa.String(20))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Carried by the session and remember-me cookies; a new value signs out every existing session.
+    session_token: Mapped[str] = mapped_column(sa.String(64), default=new_session_token)
 
     tokens: Mapped[list["ApiToken"]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
@@ -29,9 +35,18 @@ class User(UserMixin, db.Model):
     def is_active(self) -> bool:  # flask-login refuses inactive users
         return self.active
 
+    def get_id(self) -> str:
+        """What the session and remember-me cookies carry: the id and the current session token."""
+        return f"{self.id}:{self.session_token}"
+
+    def end_sessions(self) -> None:
+        """Sign the user out everywhere: every cookie issued so far stops working."""
+        self.session_token = new_session_token()
+
     def set_password(self, password: str, method: str = "scrypt") -> None:
-        """Store a salted hash of the password, never the password."""
+        """Store a salted hash of the password, never the password; other sessions end."""
         self.password_hash = generate_password_hash(password, method=method)
+        self.end_sessions()
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

@@ -1,9 +1,11 @@
-"""Creating users and issuing API tokens."""
+"""Users: creating them, signing in, passwords, sessions, deactivation, and API tokens."""
 import re
+from functools import lru_cache
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.models import ApiToken, User
 from app.security import Role
@@ -12,8 +14,15 @@ from app.timeutil import utcnow
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
+MIN_PASSWORD = 8
+
+
 class UserError(ValueError):
-    """Bad input for a user; the message names the field."""
+    """Bad input for a user; `field` names the field and the message starts with it."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.field, _, self.message = message.partition(": ")
 
 
 def create_user(session: Session, email: str, password: str, role: str, name: str = "") -> User:
@@ -23,15 +32,67 @@ def create_user(session: Session, email: str, password: str, role: str, name: st
         raise UserError(f"email: '{email}' is not an email address")
     if role not in {r.value for r in Role}:
         raise UserError(f"role: '{role}' is not a role; use one of {', '.join(r.value for r in Role)}")
-    if len(password) < 8:
-        raise UserError("password: must be at least 8 characters")
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"password: must be at least {MIN_PASSWORD} characters")
     if session.scalar(sa.select(User.id).where(User.email == email)):
         raise UserError(f"email: a user with email {email} already exists")
     user = User(email=email, role=role, name=name)
-    user.set_password(password, current_app.config.get("PASSWORD_HASH_METHOD", "scrypt"))
+    user.set_password(password, _hash_method())
     session.add(user)
     session.flush()
     return user
+
+
+def _hash_method() -> str:
+    return current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
+
+
+@lru_cache(maxsize=4)
+def _dummy_hash(method: str) -> str:
+    return generate_password_hash("no account has this password", method=method)
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    """The user whose email and password these are, or None.
+
+    An unknown email costs the same hash check as a wrong password, so timing does not tell which
+    accounts exist. A deactivated user is returned; the caller refuses them with a message.
+    """
+    user = find_user(session, email)
+    if user is None:
+        check_password_hash(_dummy_hash(_hash_method()), password)
+        return None
+    return user if user.check_password(password) else None
+
+
+def change_password(session: Session, user: User, current: str, new: str, confirm: str) -> None:
+    """Set a new password after checking the current one; every existing session of the user ends."""
+    if not user.check_password(current):
+        raise UserError("current_password: is not your current password")
+    if len(new) < MIN_PASSWORD:
+        raise UserError(f"new_password: must be at least {MIN_PASSWORD} characters")
+    if new != confirm:
+        raise UserError("confirm_password: does not match the new password")
+    user.set_password(new, _hash_method())
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    """Set a user's password (an administrator's reset); every existing session of the user ends."""
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"password: must be at least {MIN_PASSWORD} characters")
+    user.set_password(password, _hash_method())
+
+
+def end_sessions(user: User) -> None:
+    """Sign `user` out everywhere: every session and remember-me cookie issued so far stops working."""
+    user.end_sessions()
+
+
+def set_active(user: User, active: bool) -> None:
+    """Deactivate (every session ends, API tokens stop working) or reactivate a user."""
+    user.active = active
+    if not active:
+        user.end_sessions()
 
 
 def find_user(session: Session, email: str) -> User | None:

@@ -1,0 +1,1 @@
+"""Web glue shared by every page: response headers, request guards, template helpers."""
