@@ -50,15 +50,39 @@ def browser():
 
 @pytest.fixture
 def page(browser, live_server):
-    """A fresh browser context (no cookies) and page, with relative URLs resolved against the live server."""
+    """A fresh browser context (no cookies) and page, with relative URLs resolved against the live server.
+
+    Any script error or console error (a Content-Security-Policy violation is one) fails the test.
+    """
     context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 1000})
     context.set_default_timeout(UI_TIMEOUT_MS)
     context.set_default_navigation_timeout(UI_TIMEOUT_MS)
     page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     try:
         yield page
     finally:
         context.close()
+    expected = [p for p in problems if "status of 4" in p]  # pages that answer 4xx on purpose
+    assert [p for p in problems if p not in expected] == []
+
+
+def assert_accessible(page, name: str | None = None) -> None:
+    """axe-core finds no violations on the page as it is now (and, with `name`, keep a screenshot)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    violations = [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+    ]
+    assert violations == [], f"{page.url}: " + "\n".join(violations)
+    if name:
+        ARTIFACTS.mkdir(exist_ok=True)
+        width = page.viewport_size["width"]
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
 
 
 # ---------------------------------------------------------------- helpers
@@ -317,3 +341,34 @@ def test_log_level_filter(page, demo_workflows, make_user, worker_processes):
     texts = [t.strip() for t in levels.all_text_contents()]
     assert texts and set(texts) <= {"warning", "error"}, texts
     assert_not_reloaded(page)
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_every_page_is_accessible_and_fits_at(page, demo_workflows, make_user, worker_processes, width):
+    """axe-core reports no violation on any page, at desktop width and at 390 px, and nothing scrolls sideways."""
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto("/login")
+    assert_accessible(page, "login")
+    sign_in(page, make_user("support"))
+
+    def check(name):
+        assert_accessible(page, name)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        wide = page.evaluate("""[...document.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
+        assert overflow <= 1, f"{wide} {name} scrolls sideways by {overflow} px at {width} px"
+
+    check("workflows")
+    failed = start_run(page, "payment-reminders", lambda p: p.fill("#param-since", recent_since()))
+    expect(page.locator("#run-status")).to_have_text("Failed", timeout=WORK_TIMEOUT_MS)
+    page.goto(f"/runs/{failed}")
+    check("run-failed")
+    page.goto("/workflows/invoice-sync")
+    check("workflow")
+    page.get_by_role("button", name="Start run").click()
+    check("run-form-errors")
+    page.goto("/runs")
+    check("runs")
+    page.goto("/account")
+    check("account")
