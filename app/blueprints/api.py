@@ -2,17 +2,19 @@
 from functools import wraps
 
 import sqlalchemy as sa
-from flask import Blueprint, g, jsonify, request, url_for
+from flask import Blueprint, current_app, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from app.engine.params import ParamErrors
-from app.extensions import db
+from app.extensions import db, limiter
 from app.models import Run, Workflow
 from app.security import Capability, can, visible_workflows, workflow_visible
 from app.services.runs import PermissionDenied, WorkflowUnavailable, start_run
 from app.services.users import user_for_token
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+# Failed tokens per client address; past the limit every API call from there answers 429 for a while.
+limiter.limit(lambda: current_app.config["API_AUTH_LIMIT"], deduct_when=lambda response: response.status_code == 401)(bp)
 
 
 def _error(status: int, message: str, **extra):
