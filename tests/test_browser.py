@@ -372,3 +372,30 @@ def test_every_page_is_accessible_and_fits_at(page, demo_workflows, make_user, w
     check("runs")
     page.goto("/account")
     check("account")
+
+
+def test_cookies_copied_before_sign_out_no_longer_sign_anyone_in(page, browser, live_server, make_user):
+    """Someone who copied the cookies of a signed-in browser gets the sign-in page once its owner signs out."""
+    from playwright.sync_api import expect
+
+    page.goto("/login")
+    page.fill("#email", make_user("operator"))
+    page.fill("#password", PASSWORD)
+    page.get_by_label("Keep me signed in").check()
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/workflows$"))
+    copied = page.context.cookies()
+    assert {c["name"] for c in copied} >= {"session", "remember_token"}
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_text("You are signed out.")).to_be_visible()
+
+    thief = browser.new_context(base_url=live_server)
+    try:
+        thief.add_cookies(copied)
+        other = thief.new_page()
+        other.goto("/workflows")
+        expect(other).to_have_url(re.compile(r"/login"))
+        expect(other.get_by_role("heading", name="Sign in")).to_be_visible()
+    finally:
+        thief.close()
