@@ -120,7 +120,8 @@ def _instance_secret_key(path: Path) -> str:
 
 
 def outbound_policy(settings: dict):
-    """The outbound address policy from OUTBOUND_ALLOW, plus the sandbox's own address in demo mode."""
+    """The outbound address policy from OUTBOUND_ALLOW, plus, in demo mode, URLs under the sandbox (only those:
+    the console's own API on the same port stays out of reach)."""
     from urllib.parse import urlsplit
 
     from app.security.outbound import OutboundPolicy
@@ -134,5 +135,6 @@ def outbound_policy(settings: dict):
         parts = urlsplit(sandbox)
         if parts.hostname:
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            policy = policy.merged(OutboundPolicy(host_ports=frozenset({(parts.hostname.lower(), port)})))
+            sandbox_path = "/" + parts.path.strip("/")
+            policy = policy.merged(OutboundPolicy(prefixes=frozenset({(parts.hostname.lower(), port, sandbox_path)})))
     return policy

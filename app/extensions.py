@@ -36,7 +36,7 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = HTMX()
 # Counters live in the queues' Redis (create_app points RATELIMIT_STORAGE_URI there), shared by every process.
-limiter = Limiter(key_func=get_remote_address, strategy="moving-window", headers_enabled=True, key_prefix="flowdesk")
+limiter = Limiter(key_func=get_remote_address, strategy="moving-window", key_prefix="flowdesk")
 
 
 class Queues:

@@ -1,4 +1,5 @@
 """Steps cannot reach internal services: the outbound address policy, URL placeholders, and what errors reveal."""
+import re
 import socket
 import threading
 from contextlib import contextmanager
@@ -102,12 +103,12 @@ def test_the_allow_setting_takes_host_names_host_port_pairs_and_cidr_ranges():
     with pytest.raises(OutboundBlocked):
         policy.check("10.21.0.1", 5432)
     assert policy.check("::1", 8443) == "::1"
-    assert policy._allows("db.corp.example", 5432, __import__("ipaddress").ip_address("10.0.0.1"))
+    assert policy._allows("db.corp.example", 5432, __import__("ipaddress").ip_address("10.0.0.1"), "/")
 
 
-@pytest.mark.parametrize("entry", ["http://x/", "host:99999", "a b", "host:port"])
+@pytest.mark.parametrize("entry", ["http://x/", "host:99999", "a b", "host:port", "host/path"])
 def test_a_malformed_allow_entry_is_refused_naming_it(entry):
-    with pytest.raises(ValueError, match=f"FLOWDESK_OUTBOUND_ALLOW: '{entry}'"):
+    with pytest.raises(ValueError, match=f"FLOWDESK_OUTBOUND_ALLOW: '{re.escape(entry)}'"):
         OutboundPolicy.parse(entry)
 
 
@@ -155,9 +156,10 @@ def test_a_whole_url_from_a_parameter_needs_raw_url(app, load_workflow, make_use
     assert step.input["url"] == f"{live_server}/sandbox/health".replace(":", "%3A").replace("/", "%2F")
 
 
-def test_placeholders_in_a_path_or_query_cannot_change_the_url(app, load_workflow, make_user, drain):
-    run = run_once(app, load_workflow, make_user, drain, "{{ vars.sandbox_url }}/echo/{{ params.x }}?q={{ params.q }}",
-                   x="../health", q="a&admin=1#frag")
+def test_placeholders_in_a_path_or_query_cannot_change_the_url(app, load_workflow, make_user, drain, sandbox_port):
+    with allowed(app, f"127.0.0.1:{sandbox_port}"):  # demo mode alone refuses a path that climbs, even encoded
+        run = run_once(app, load_workflow, make_user, drain,
+                       "{{ vars.sandbox_url }}/echo/{{ params.x }}?q={{ params.q }}", x="../health", q="a&admin=1#frag")
     step = run.steps[0]
     assert run.status == "completed", step.error_message
     assert step.output["json"]["raw_uri"] == "/sandbox/echo/..%2Fhealth?q=a%26admin%3D1%23frag"
@@ -219,9 +221,25 @@ def test_demo_mode_allows_the_sandbox_and_nothing_else(app):
     from app.config import outbound_policy
 
     policy = outbound_policy({"DEMO_MODE": True, "FLOWDESK_VARS": {"sandbox_url": "http://127.0.0.1:5000/sandbox"}})
-    assert policy.check("127.0.0.1", 5000) == "127.0.0.1"
-    with pytest.raises(OutboundBlocked):
-        policy.check("127.0.0.1", 6379)
+    assert policy.check("127.0.0.1", 5000, "/sandbox/health?x=1") == "127.0.0.1"
+    for port, path in [(6379, "/sandbox/health"), (5000, "/api/v1/workflows"), (5000, "/sandbox/../api/v1/runs"),
+                       (5000, "/sandbox/..%2Fapi"), (5000, "/sandboxes"), (5000, "/")]:
+        with pytest.raises(OutboundBlocked):
+            policy.check("127.0.0.1", port, path)
     with pytest.raises(OutboundBlocked):
         outbound_policy({"DEMO_MODE": False, "FLOWDESK_VARS": {"sandbox_url": "http://127.0.0.1:5000/x"}}).check(
-            "127.0.0.1", 5000)
+            "127.0.0.1", 5000, "/x/y")
+
+
+def test_a_path_prefix_entry_allows_only_urls_under_it():
+    policy = OutboundPolicy.parse("127.0.0.1:8025/relay")
+    assert policy.check("127.0.0.1", 8025, "/relay/send") == "127.0.0.1"
+    for path in ("/admin", "/relay/../admin", "/relayx"):
+        with pytest.raises(OutboundBlocked):
+            policy.check("127.0.0.1", 8025, path)
+
+
+def test_in_demo_mode_a_step_cannot_reach_the_consoles_own_api(app, load_workflow, make_user, drain, live_server):
+    run = run_once(app, load_workflow, make_user, drain, "{{ params.url | raw_url }}",
+                   url=f"{live_server}/api/v1/workflows")
+    assert run.steps[0].error_code == "HTTP_BLOCKED"

@@ -42,7 +42,7 @@ class HttpRequestStep(StepType):
         timeout = float(settings.get("timeout") or env.http_timeout)
         target = _Target.parse(method, url)
         try:
-            address = env.outbound.check(target.host, target.port)
+            address = env.outbound.check(target.host, target.port, target.path)
         except OutboundBlocked as exc:
             raise StepFailure(
                 "HTTP_BLOCKED", f"{method} {url}: {exc}",
