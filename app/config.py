@@ -53,7 +53,6 @@ def load_config() -> dict:
         # Unset: refused in production (a DATABASE_URL outside demo mode), else generated once under instance/.
         "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
         "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL")),
-        "PRODUCTION_DATABASE": bool(os.environ.get("DATABASE_URL")),
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         "INSTANCE_DIR": str(instance_dir()),
         "PORT": port,
@@ -93,7 +92,8 @@ def secret_key(settings: dict) -> str:
     """SECRET_KEY as set; refused when unset in production; else a random key kept under instance/ (0600)."""
     if settings.get("SECRET_KEY"):
         return settings["SECRET_KEY"]
-    if settings.get("PRODUCTION_DATABASE") and not settings.get("DEMO_MODE"):
+    production = not str(settings.get("SQLALCHEMY_DATABASE_URI", "")).startswith("sqlite")
+    if production and not settings.get("DEMO_MODE"):
         raise ConfigError(
             "SECRET_KEY is not set. With a DATABASE_URL (production) Flowdesk refuses to start without it: "
             "set SECRET_KEY to a long random value, the same for every web, worker and scheduler process "

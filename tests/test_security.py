@@ -176,7 +176,8 @@ def test_production_refuses_to_start_without_a_secret_key(monkeypatch):
 def test_embedded_defaults_generate_a_private_key_once(tmp_path):
     from app.config import secret_key
 
-    settings = {"SECRET_KEY": None, "PRODUCTION_DATABASE": False, "DEMO_MODE": False, "INSTANCE_DIR": str(tmp_path)}
+    settings = {"SECRET_KEY": None, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.db", "DEMO_MODE": False,
+                "INSTANCE_DIR": str(tmp_path)}
     first = secret_key(settings)
     assert len(first) >= 48 and first == secret_key(settings)
     assert stat.S_IMODE((tmp_path / "secret_key").stat().st_mode) == 0o600
