@@ -19,7 +19,8 @@ TEST_REDIS_DB = 13
 PASSWORD = "correct-horse-battery"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -99,7 +100,7 @@ def database_url(tmp_root):
 
 @pytest.fixture(scope="session")
 def sandbox_port():
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture(scope="session")
