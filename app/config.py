@@ -49,6 +49,13 @@ def load_config() -> dict:
     variables = _json_object("FLOWDESK_VARS", os.environ.get("FLOWDESK_VARS") or "{}")
     if demo:
         variables.setdefault("sandbox_url", f"http://127.0.0.1:{port}/sandbox")
+    heartbeat = float(os.environ.get("FLOWDESK_HEARTBEAT_SECONDS", "5"))
+    stale = float(os.environ.get("FLOWDESK_STALE_RUN_SECONDS", "30"))
+    if not 0 < heartbeat <= stale / 3:
+        raise ConfigError(
+            f"FLOWDESK_HEARTBEAT_SECONDS ({heartbeat:g}) must be positive and at most a third of "
+            f"FLOWDESK_STALE_RUN_SECONDS ({stale:g}), or runs whose worker is alive would be ended as lost"
+        )
     return {
         # Unset: refused in production (a DATABASE_URL outside demo mode), else generated once under instance/.
         "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
@@ -68,6 +75,11 @@ def load_config() -> dict:
         # RQ stops a run job after this many seconds (its own default, 180 s, is too short for runs
         # with several slow HTTP steps); the run then ends as an error with code JOB_TIMEOUT.
         "RUN_JOB_TIMEOUT": int(os.environ.get("FLOWDESK_RUN_JOB_TIMEOUT", "3600")),
+        # A worker heartbeats a running run this often, also while a long step runs.
+        "HEARTBEAT_SECONDS": heartbeat,
+        # A running run whose heartbeat is older than this has lost its worker: the reconciler ends it
+        # as an error WORKER_LOST.
+        "STALE_RUN_SECONDS": stale,
         "WTF_CSRF_TIME_LIMIT": None,
         "HTMX_JS": "vendor/htmx-2.0.11.min.js",
         # Served over HTTPS (directly or behind a proxy that terminates TLS): Secure cookies and HSTS.

@@ -19,7 +19,8 @@ TEST_REDIS_DB = 13
 PASSWORD = "correct-horse-battery"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -99,7 +100,7 @@ def database_url(tmp_root):
 
 @pytest.fixture(scope="session")
 def sandbox_port():
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture(scope="session")
@@ -284,9 +285,13 @@ def drain(app, live_server):
 
 
 @pytest.fixture
-def worker_processes(app, live_server, redis_url, database_url, tmp_root):
-    """A real `flask worker` and `flask scheduler` in subprocesses, as in production."""
-    env = {
+def flask_process(app, live_server, redis_url, database_url, tmp_root):
+    """Start a real `flask --app wsgi ...` command (worker, scheduler) in a subprocess, as in production.
+
+    `flask_process("worker", "default", env={...})` returns the Popen; extra `env` entries override the
+    test settings. Every process still running is stopped after the test.
+    """
+    base_env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
@@ -299,17 +304,21 @@ def worker_processes(app, live_server, redis_url, database_url, tmp_root):
     logs = tmp_root / "process-logs"
     logs.mkdir(exist_ok=True)
     procs, outs = [], []
-    for name, args in (("worker", ["worker", "default"]), ("scheduler", ["scheduler", "--interval", "0.5"])):
-        out = open(logs / f"{name}.log", "a")
+
+    def start(*args: str, env: dict | None = None) -> subprocess.Popen:
+        out = open(logs / f"{args[0]}.log", "a")
         outs.append(out)
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=env, stdout=out, stderr=out
-            )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env={**base_env, **(env or {})},
+            stdout=out, stderr=out,
         )
-    yield procs
+        procs.append(proc)
+        return proc
+
+    yield start
     for proc in procs:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
     for proc in procs:
         try:
             proc.wait(timeout=15)
@@ -318,3 +327,9 @@ def worker_processes(app, live_server, redis_url, database_url, tmp_root):
             proc.wait()
     for out in outs:
         out.close()
+
+
+@pytest.fixture
+def worker_processes(flask_process):
+    """A real `flask worker` and `flask scheduler` in subprocesses, as in production."""
+    return [flask_process("worker", "default"), flask_process("scheduler", "--interval", "0.5")]

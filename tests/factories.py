@@ -1,4 +1,8 @@
-"""Rows for tests: workflows from small definitions, users, and runs started through the real service."""
+"""Rows for tests: workflows from small definitions, users, and runs started through the real service;
+and small helpers to wait for a condition and to find a process's children."""
+import time
+from pathlib import Path
+
 import sqlalchemy as sa
 
 from app.extensions import db
@@ -42,3 +46,25 @@ def work_once(app, queue_names=("default",)) -> None:
         FlowdeskWorker.flask_app = app
         qs = [queues.queue(name) for name in queue_names]
         FlowdeskWorker(qs, connection=queues.connection).work(burst=True, logging_level="WARNING")
+
+
+def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
+    """Poll `predicate` until it returns something truthy (returned), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not met within {timeout} s")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of process `pid` (read from /proc), or [] once it is gone."""
+    pids = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            pids += [int(child) for child in (task / "children").read_text().split()]
+    except FileNotFoundError:
+        return []
+    return pids

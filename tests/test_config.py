@@ -24,3 +24,15 @@ def test_demo_mode_points_the_sandbox_at_the_console(monkeypatch):
     monkeypatch.setenv("PORT", "5123")
     monkeypatch.delenv("FLOWDESK_VARS", raising=False)
     assert load_config()["FLOWDESK_VARS"]["sandbox_url"] == "http://127.0.0.1:5123/sandbox"
+
+
+def test_the_heartbeat_must_be_well_inside_the_stale_limit(monkeypatch):
+    monkeypatch.setenv("FLOWDESK_STALE_RUN_SECONDS", "30")
+    monkeypatch.setenv("FLOWDESK_HEARTBEAT_SECONDS", "10")
+    assert load_config()["HEARTBEAT_SECONDS"] == 10
+    monkeypatch.setenv("FLOWDESK_HEARTBEAT_SECONDS", "20")
+    with pytest.raises(ConfigError, match="FLOWDESK_HEARTBEAT_SECONDS .* FLOWDESK_STALE_RUN_SECONDS"):
+        load_config()
+    monkeypatch.setenv("FLOWDESK_HEARTBEAT_SECONDS", "0")
+    with pytest.raises(ConfigError, match="FLOWDESK_HEARTBEAT_SECONDS"):
+        load_config()

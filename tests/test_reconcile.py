@@ -1,11 +1,21 @@
-"""No run is lost when Redis loses its jobs: the reconciler re-enqueues pending runs and re-schedules waits."""
+"""No run is lost: the reconciler re-enqueues pending runs and re-schedules waits whose jobs Redis lost,
+and ends running runs whose worker is gone (a lost host, the OOM killer) as WORKER_LOST."""
+import os
+import signal
+import threading
 from datetime import timedelta
 
 import sqlalchemy as sa
 
 from app.extensions import db, queues
-from app.models import Run
-from tests.factories import get_run, start, steps_workflow, work_once
+from app.models import LogEntry, Run, StepRun
+from app.services.execution import process_run
+from app.services.reconcile import end_lost_runs
+from app.timeutil import utcnow
+from tests.factories import child_pids, get_run, start, steps_workflow, wait_for, work_once
+
+# Small limits so a lost worker is noticed in seconds: heartbeat every 0.5 s, lost after 3 s of silence.
+FAST_LOSS = {"FLOWDESK_HEARTBEAT_SECONDS": "0.5", "FLOWDESK_STALE_RUN_SECONDS": "3"}
 
 
 def _age(app, run_id: int, seconds: float) -> None:
@@ -85,3 +95,119 @@ def test_the_scheduler_reconciles_while_it_holds_its_lock(app, load_workflow, ma
         scheduler.enqueue_jobs()
         assert queues.queue("default").count == 1
         assert db.session.scalar(sa.select(Run.status).where(Run.id == run_id)) == "pending"
+
+
+def _running_step(app, run_id: int, step_key: str) -> bool:
+    run = get_run(app, run_id)
+    return run.status == "running" and any(s.step_key == step_key and s.status == "running" for s in run.steps)
+
+
+def test_a_run_whose_worker_and_work_horse_are_killed_ends_as_worker_lost(
+    app, load_workflow, make_user, flask_process
+):
+    load_workflow(steps_workflow("host-lost", [
+        {"key": "first", "type": "log", "with": {"message": "before"}},
+        {"key": "slow", "type": "http_request", "name": "Slow call",
+         "with": {"url": "{{ vars.sandbox_url }}/slow?seconds=10"}},
+        {"key": "last", "type": "log", "with": {"message": "never"}},
+    ]))
+    worker = flask_process("worker", "default", env=FAST_LOSS)
+    flask_process("scheduler", "--interval", "0.5", env=FAST_LOSS)
+    run_id = start(app, "host-lost", make_user("operator"))
+    wait_for(lambda: _running_step(app, run_id, "slow"), what="the slow step running")
+    horse = wait_for(lambda: child_pids(worker.pid), what="a work horse")[0]
+
+    # The host is lost: the worker and its work horse die together, so neither can say so.
+    os.kill(worker.pid, signal.SIGKILL)
+    os.kill(horse, signal.SIGKILL)
+
+    run = wait_for(lambda: (r := get_run(app, run_id)).status != "running" and r, timeout=30, what="the run ending")
+    assert run.status == "error"
+    assert run.error_code == "WORKER_LOST"
+    assert "heartbeat" in run.error_message
+    assert [(s.step_key, s.status) for s in run.steps] == [("first", "completed"), ("slow", "failed")]
+    assert run.steps[1].error_code == "WORKER_LOST"
+    with app.app_context():
+        messages = db.session.scalars(sa.select(LogEntry.message).where(LogEntry.run_id == run_id)).all()
+    assert any(m.startswith("[WORKER_LOST]") for m in messages), messages
+
+
+def test_a_step_longer_than_the_stale_limit_keeps_its_run_alive_and_completes(
+    app, load_workflow, make_user, flask_process
+):
+    load_workflow(steps_workflow("long-step", [
+        {"key": "slow", "type": "http_request", "with": {"url": "{{ vars.sandbox_url }}/slow?seconds=4"}},
+        {"key": "after", "type": "log", "with": {"message": "done"}},
+    ]))
+    flask_process("worker", "default", env=FAST_LOSS)
+    run_id = start(app, "long-step", make_user("operator"))
+    sweeps_during_step = 0
+
+    def swept_until_finished():
+        nonlocal sweeps_during_step
+        step_running = _running_step(app, run_id, "slow")
+        with app.app_context():
+            end_lost_runs(db.session, stale_seconds=2)
+            db.session.commit()
+        if step_running:
+            sweeps_during_step += 1
+        return get_run(app, run_id).is_finished
+
+    wait_for(swept_until_finished, timeout=30, what="the run finishing")
+    run = get_run(app, run_id)
+    assert run.status == "completed", (run.error_code, run.error_message)
+    assert [(s.step_key, s.status) for s in run.steps] == [("slow", "completed"), ("after", "completed")]
+    assert run.steps[0].duration_seconds > 2
+    assert sweeps_during_step >= 5
+
+
+def test_the_sweep_ends_only_running_runs_whose_heartbeat_is_stale(app, load_workflow, make_user):
+    load_workflow(steps_workflow("many", [{"key": "a", "type": "noop"}, {"key": "b", "type": "noop"}]))
+    email = make_user("operator")
+    names = ("pending", "waiting", "waiting_for_approval", "completed", "failed", "cancelled", "error",
+             "beating", "silent")
+    runs = {name: start(app, "many", email) for name in names}
+    now = utcnow()
+    long_ago = now - timedelta(minutes=10)
+    with app.app_context():
+        for name, run_id in runs.items():
+            db.session.execute(
+                sa.update(Run).where(Run.id == run_id).values(
+                    status="running" if name in ("beating", "silent") else name,
+                    started_at=long_ago, heartbeat_at=now if name == "beating" else long_ago,
+                )
+            )
+        db.session.add_all([
+            StepRun(run_id=runs["silent"], step_key="a", step_type="noop", step_name="A", status="completed",
+                    started_at=long_ago, finished_at=long_ago),
+            StepRun(run_id=runs["silent"], step_key="b", step_type="noop", step_name="B", status="running",
+                    started_at=long_ago),
+        ])
+        db.session.commit()
+
+        assert end_lost_runs(db.session, stale_seconds=30) == 1
+        db.session.commit()
+
+    statuses = {name: get_run(app, run_id).status for name, run_id in runs.items()}
+    assert statuses == {**{name: name for name in names[:-2]}, "beating": "running", "silent": "error"}
+    silent = get_run(app, runs["silent"])
+    assert silent.error_code == "WORKER_LOST"
+    assert [(s.step_key, s.status) for s in silent.steps] == [("a", "completed"), ("b", "failed")]
+
+
+def test_the_heartbeat_thread_stops_when_the_run_parks_or_finishes(app, load_workflow, make_user, monkeypatch):
+    load_workflow(steps_workflow("beats", [
+        {"key": "w", "type": "wait", "with": {"seconds": 60}},
+        {"key": "f", "type": "fail", "with": {"code": "NOPE", "message": "stops here"}},
+    ]))
+    monkeypatch.setitem(app.config, "HEARTBEAT_SECONDS", 0.01)
+    run_id = start(app, "beats", make_user("operator"))
+
+    def heartbeat_threads():
+        return [t.name for t in threading.enumerate() if t.name.startswith("heartbeat")]
+
+    with app.app_context():
+        assert process_run(db.session, run_id).status == "waiting"
+        assert heartbeat_threads() == []
+        assert process_run(db.session, run_id, resume=True).status == "failed"
+        assert heartbeat_threads() == []

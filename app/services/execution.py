@@ -1,4 +1,8 @@
 """What a worker does with a run: execute or resume it, and schedule the resume of a parked run."""
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -11,8 +15,10 @@ from app.engine.executor import ExecutorSettings, Outcome, execute_run
 from app.engine.states import RunStatus, StepStatus
 from app.engine.transitions import move
 from app.extensions import queues
-from app.models import LogEntry, StepRun
+from app.models import LogEntry, Run, StepRun
 from app.timeutil import utcnow
+
+log = logging.getLogger(__name__)
 
 
 def executor_settings() -> ExecutorSettings:
@@ -73,9 +79,41 @@ def end_lost_run(session: Session, run_id: int, code: str, message: str) -> bool
     return True
 
 
+@contextmanager
+def heartbeat(engine: sa.Engine, run_id: int, every: float) -> Iterator[None]:
+    """Heartbeat a running run every `every` seconds while the block runs, so a long step never looks lost.
+
+    The beats come from a side thread on connections of its own (never the executor's Session); the
+    thread is stopped and joined when the block ends, however it ends.
+    """
+    stop = threading.Event()
+    beat = (
+        sa.update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.RUNNING.value)
+        .execution_options(synchronize_session=False)
+    )
+
+    def beat_until_stopped() -> None:
+        while not stop.wait(every):
+            try:
+                with engine.begin() as connection:
+                    connection.execute(beat.values(heartbeat_at=utcnow()))
+            except Exception:  # a missed beat is not fatal: the next one tries again
+                log.warning("heartbeat of run %s failed", run_id, exc_info=True)
+
+    thread = threading.Thread(target=beat_until_stopped, name=f"heartbeat-run-{run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def process_run(session: Session, run_id: int, resume: bool = False) -> Outcome:
-    """Execute (or resume) a run; a run that parks on a wait step is handed to rq-scheduler."""
-    outcome = execute_run(session, run_id, executor_settings(), resume=resume)
+    """Execute (or resume) a run while heartbeating it; a run that parks on a wait step is handed to rq-scheduler."""
+    with heartbeat(session.get_bind().engine, run_id, current_app.config["HEARTBEAT_SECONDS"]):
+        outcome = execute_run(session, run_id, executor_settings(), resume=resume)
     if outcome.status == RunStatus.WAITING.value and outcome.park_until is not None:
         schedule_resume(run_id, outcome.queue, outcome.step_run_id, outcome.park_until)
     return outcome

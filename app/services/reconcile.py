@@ -1,20 +1,26 @@
-"""The reconciler: the database is the source of truth, so runs whose jobs Redis lost are put back.
+"""The reconciler: the database is the source of truth, so runs whose jobs Redis lost are put back,
+and runs whose worker is gone are ended.
 
 A pending run whose execute job is gone (the enqueue failed after commit, or Redis restarted
 without its data) is enqueued again; a waiting run whose resume is gone is scheduled again. The
 claim makes a duplicate harmless: a run enqueued twice still executes once.
+
+A running run whose heartbeat is older than STALE_RUN_SECONDS lost its worker and work horse
+together (a lost host, the OOM killer): it ends as an error WORKER_LOST, completed steps staying
+completed. A live worker heartbeats every HEARTBEAT_SECONDS, also during a long step.
 """
 from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 from rq.job import Job, JobStatus
 from sqlalchemy.orm import Session
 
 from app.engine.states import RunStatus, StepStatus
 from app.extensions import queues
 from app.models import Run, StepRun
-from app.services.execution import enqueue_execute, execute_job_id, resume_job_id, schedule_resume
+from app.services.execution import end_lost_run, enqueue_execute, execute_job_id, resume_job_id, schedule_resume
 from app.timeutil import utcnow
 
 GRACE_SECONDS = 30  # a run this new may still be on its way to the queue
@@ -26,6 +32,7 @@ _DEAD = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINI
 class ReconcileReport:
     requeued: int = 0
     rescheduled: int = 0
+    lost: int = 0
 
 
 def _job_alive(job_id: str) -> bool:
@@ -37,9 +44,24 @@ def _job_alive(job_id: str) -> bool:
     return job.get_status(refresh=False) not in _DEAD
 
 
+def end_lost_runs(session: Session, stale_seconds: float) -> int:
+    """End running runs with no heartbeat for `stale_seconds` as errors WORKER_LOST; returns how many."""
+    cutoff = utcnow() - timedelta(seconds=stale_seconds)
+    # Only running runs are read (ix_runs_status_id), and there are about as many as busy work horses.
+    lost = session.scalars(
+        sa.select(Run.id)
+        .where(Run.status == RunStatus.RUNNING.value, Run.heartbeat_at < cutoff)
+        .order_by(Run.id)
+        .limit(BATCH)
+    ).all()
+    message = (f"The worker running this run stopped reporting (no heartbeat for over {stale_seconds:g} s), "
+               "so it was lost with its host or killed; completed steps stay completed.")
+    return sum(end_lost_run(session, run_id, "WORKER_LOST", message) for run_id in lost)
+
+
 def reconcile(session: Session, grace_seconds: float = GRACE_SECONDS) -> ReconcileReport:
-    """Re-enqueue pending runs and re-schedule waiting runs whose jobs are gone from Redis."""
-    report = ReconcileReport()
+    """Re-enqueue pending runs and re-schedule waiting runs whose jobs are gone from Redis; end lost runs."""
+    report = ReconcileReport(lost=end_lost_runs(session, current_app.config["STALE_RUN_SECONDS"]))
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
     pending = session.execute(
         sa.select(Run.id, Run.attempt, Run.queue)
