@@ -1,9 +1,10 @@
 """Flowdesk: the app factory."""
-from flask import Flask, render_template
+from flask import Flask
 
 from app.config import DEV_SECRET_KEY, load_config
 from app.database import init_database
 from app.extensions import csrf, db, htmx, login_manager, migrate, queues
+from app.web import errors, inputs
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -21,6 +22,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     htmx.init_app(app)
     queues.init_app(app)
+    inputs.init_app(app)  # before the blueprints: their <int:...> ids use its bounded converter
 
     from app.services import dispatch
 
@@ -41,9 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
         csrf.exempt(sandbox.bp)
     views_support.init_app(app)
     cli.init_app(app)
-
-    for code in (403, 404):
-        app.register_error_handler(code, lambda e, code=code: (render_template("error.html", error=e), code))
+    errors.init_app(app)
     return app
 
 

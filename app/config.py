@@ -45,6 +45,7 @@ def load_config() -> dict:
     variables = _json_object("FLOWDESK_VARS", os.environ.get("FLOWDESK_VARS") or "{}")
     if demo:
         variables.setdefault("sandbox_url", f"http://127.0.0.1:{port}/sandbox")
+    max_content_length = int(os.environ.get("FLOWDESK_MAX_CONTENT_LENGTH", str(1024 * 1024)))
     return {
         "SECRET_KEY": os.environ.get("SECRET_KEY", DEV_SECRET_KEY),
         "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL")),
@@ -60,6 +61,9 @@ def load_config() -> dict:
         # RQ stops a run job after this many seconds (its own default, 180 s, is too short for runs
         # with several slow HTTP steps); the run then ends as an error with code JOB_TIMEOUT.
         "RUN_JOB_TIMEOUT": int(os.environ.get("FLOWDESK_RUN_JOB_TIMEOUT", "3600")),
+        # Larger request bodies answer 413; form fields share the same limit (Flask's own default is 500 kB).
+        "MAX_CONTENT_LENGTH": max_content_length,
+        "MAX_FORM_MEMORY_SIZE": max_content_length,
         "WTF_CSRF_TIME_LIMIT": None,
         "HTMX_JS": "vendor/htmx-2.0.11.min.js",
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -24,3 +24,10 @@ def test_demo_mode_points_the_sandbox_at_the_console(monkeypatch):
     monkeypatch.setenv("PORT", "5123")
     monkeypatch.delenv("FLOWDESK_VARS", raising=False)
     assert load_config()["FLOWDESK_VARS"]["sandbox_url"] == "http://127.0.0.1:5123/sandbox"
+
+
+def test_the_request_size_limit_is_1_mib_unless_set(monkeypatch):
+    monkeypatch.delenv("FLOWDESK_MAX_CONTENT_LENGTH", raising=False)
+    assert load_config()["MAX_CONTENT_LENGTH"] == 1024 * 1024
+    monkeypatch.setenv("FLOWDESK_MAX_CONTENT_LENGTH", "4096")
+    assert load_config()["MAX_CONTENT_LENGTH"] == load_config()["MAX_FORM_MEMORY_SIZE"] == 4096
