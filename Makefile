@@ -37,5 +37,5 @@ clean:
 	@if [ -S instance/redis.sock ] && [ -x $(VPY) ]; then \
 		$(VPY) -c "from app.embedded import stop_embedded_redis; stop_embedded_redis('instance')" || true; \
 	fi
-	rm -rf instance .pytest_cache build test-artifacts *.egg-info
+	rm -rf instance .pytest_cache .hypothesis build test-artifacts *.egg-info
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +

@@ -1,9 +1,10 @@
 """Flowdesk: the app factory."""
-from flask import Flask, render_template
+from flask import Flask
 
 from app.config import load_config, outbound_policy, secret_key
 from app.database import init_database
 from app.extensions import csrf, db, htmx, limiter, login_manager, migrate, queues
+from app.web import errors, inputs
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -25,6 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
     limiter.init_app(app)
     if not app.config["REDIS_URL"]:
         app.before_request(queues.start_embedded)
+    inputs.init_app(app)  # before the blueprints: their <int:...> ids use its bounded converter
 
     from app.services import dispatch
 
@@ -47,9 +49,7 @@ def create_app(config: dict | None = None) -> Flask:
     views_support.init_app(app)
     protection.init_app(app)
     cli.init_app(app)
-
-    for code in (403, 404):
-        app.register_error_handler(code, lambda e, code=code: (render_template("error.html", error=e), code))
+    errors.init_app(app)
     return app
 
 

@@ -56,6 +56,7 @@ def load_config() -> dict:
             f"FLOWDESK_HEARTBEAT_SECONDS ({heartbeat:g}) must be positive and at most a third of "
             f"FLOWDESK_STALE_RUN_SECONDS ({stale:g}), or runs whose worker is alive would be ended as lost"
         )
+    max_content_length = int(os.environ.get("FLOWDESK_MAX_CONTENT_LENGTH", str(1024 * 1024)))
     return {
         # Unset: refused in production (a DATABASE_URL outside demo mode), else generated once under instance/.
         "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
@@ -80,6 +81,9 @@ def load_config() -> dict:
         # A running run whose heartbeat is older than this has lost its worker: the reconciler ends it
         # as an error WORKER_LOST.
         "STALE_RUN_SECONDS": stale,
+        # Larger request bodies answer 413; form fields share the same limit (Flask's own default is 500 kB).
+        "MAX_CONTENT_LENGTH": max_content_length,
+        "MAX_FORM_MEMORY_SIZE": max_content_length,
         "WTF_CSRF_TIME_LIMIT": None,
         "HTMX_JS": "vendor/htmx-2.0.11.min.js",
         # Served over HTTPS (directly or behind a proxy that terminates TLS): Secure cookies and HSTS.

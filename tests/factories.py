@@ -68,3 +68,34 @@ def child_pids(pid: int) -> list[int]:
     except FileNotFoundError:
         return []
     return pids
+
+
+def typed_workflow(key: str = "typed") -> dict:
+    """A one-step workflow with an optional parameter of each of the nine types."""
+    return steps_workflow(key, [{"key": "a", "type": "noop"}], params=[
+        {"name": "title", "type": "string"},
+        {"name": "note", "type": "text"},
+        {"name": "count", "type": "integer", "min": 0, "max": 1000},
+        {"name": "ratio", "type": "number"},
+        {"name": "notify", "type": "boolean"},
+        {"name": "day", "type": "date"},
+        {"name": "at", "type": "datetime"},
+        {"name": "site", "type": "choice", "options": ["north", "south"]},
+        {"name": "extra", "type": "json"},
+    ])
+
+
+def issue_api_token(app, email: str) -> str:
+    """A new API token for the user with `email`."""
+    from app.services.users import find_user, issue_token
+
+    with app.app_context():
+        token = issue_token(db.session, find_user(db.session, email))
+        db.session.commit()
+    return token
+
+
+def run_count(app) -> int:
+    """How many runs are stored."""
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(Run))

@@ -3,17 +3,11 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import ApiToken, Run
-from tests.factories import steps_workflow
+from tests.factories import issue_api_token, steps_workflow
 
 
 def token_for(app, role: str, make_user) -> str:
-    from app.services.users import find_user, issue_token
-
-    email = make_user(role)
-    with app.app_context():
-        token = issue_token(db.session, find_user(db.session, email))
-        db.session.commit()
-    return token
+    return issue_api_token(app, make_user(role))
 
 
 def auth(token: str) -> dict:
@@ -53,6 +47,7 @@ def test_a_body_that_is_not_an_object_is_422(app, client, make_user, demo_workfl
     token = token_for(app, "operator", make_user)
     response = client.post("/api/v1/workflows/invoice-sync/runs", headers=auth(token), json=[1, 2])
     assert response.status_code == 422
+    assert response.get_json()["fields"] == {"body": "must be a JSON object"}
 
 
 def test_unknown_workflow_is_404(app, client, make_user):
@@ -113,4 +108,4 @@ def test_a_body_that_is_not_json_is_refused_clearly(app, client, make_user, demo
     assert response.status_code == 415 and "application/json" in response.get_json()["error"]
     response = client.post("/api/v1/workflows/sandbox-health/runs", data="{oops",
                            headers={**auth(token), "Content-Type": "application/json"})
-    assert response.status_code == 422 and "not valid JSON" in response.get_json()["error"]
+    assert response.status_code == 400 and "malformed" in response.get_json()["error"]

@@ -36,3 +36,10 @@ def test_the_heartbeat_must_be_well_inside_the_stale_limit(monkeypatch):
     monkeypatch.setenv("FLOWDESK_HEARTBEAT_SECONDS", "0")
     with pytest.raises(ConfigError, match="FLOWDESK_HEARTBEAT_SECONDS"):
         load_config()
+
+
+def test_the_request_size_limit_is_1_mib_unless_set(monkeypatch):
+    monkeypatch.delenv("FLOWDESK_MAX_CONTENT_LENGTH", raising=False)
+    assert load_config()["MAX_CONTENT_LENGTH"] == 1024 * 1024
+    monkeypatch.setenv("FLOWDESK_MAX_CONTENT_LENGTH", "4096")
+    assert load_config()["MAX_CONTENT_LENGTH"] == load_config()["MAX_FORM_MEMORY_SIZE"] == 4096

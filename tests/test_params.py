@@ -65,3 +65,20 @@ def test_api_values_must_have_the_right_json_type_and_name():
 def test_api_json_parameter_takes_any_json_value():
     values = coerce_params(SPECS, {"since": "2026-01-01", "extra": [1, {"b": None}]})
     assert values["extra"] == [1, {"b": None}]
+
+
+def test_values_no_database_can_store_are_refused_by_name():
+    with pytest.raises(ParamErrors) as info:
+        coerce_params(SPECS, {"since": "2026-01-01", "title": "a\x00b", "note": "\ud800", "ratio": float("inf"),
+                              "extra": {"rows": [float("nan")]}})
+    errors = info.value.errors
+    assert errors["title"] == "must not contain a NUL character"
+    assert errors["note"].startswith("must not contain an unpaired surrogate")
+    assert errors["ratio"] == "must be a finite number"
+    assert errors["extra"] == "must be valid JSON (rows[0] is NaN, which JSON does not allow)"
+
+
+def test_a_json_form_field_is_read_as_strict_json():
+    with pytest.raises(ParamErrors) as info:
+        coerce_params(SPECS, {"since": "2026-01-01", "extra": '{"a": [NaN]}'}, from_form=True)
+    assert info.value.errors == {"extra": "must be valid JSON (a[0] is NaN, which JSON does not allow)"}

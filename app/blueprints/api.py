@@ -3,27 +3,25 @@ from functools import wraps
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, g, jsonify, request, url_for
-from werkzeug.exceptions import HTTPException
 
+from app.blueprints.api_openapi import openapi_document
 from app.engine.params import ParamErrors
 from app.extensions import db, limiter
 from app.models import Run, Workflow
 from app.security import Capability, can, visible_workflows, workflow_visible
 from app.services.runs import PermissionDenied, WorkflowUnavailable, start_run
 from app.services.users import user_for_token
+from app.web.errors import json_error
+from app.web.inputs import json_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Failed tokens per client address; past the limit every API call from there answers 429 for a while.
 limiter.limit(lambda: current_app.config["API_AUTH_LIMIT"], deduct_when=lambda response: response.status_code == 401)(bp)
+RUN_REQUEST_FIELDS = {"params"}
 
 
-def _error(status: int, message: str, **extra):
-    return jsonify({"error": message, **extra}), status
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    return _error(exc.code or 500, exc.description or exc.name)
+def _error(status: int, message: str, fields: dict | None = None):
+    return json_error(status, message, fields)
 
 
 def token_required(view):
@@ -113,17 +111,16 @@ def create_run(key: str):
     workflow = _visible_workflow(key)
     if workflow is None:
         return _error(404, f"No workflow '{key}'.")
-    if request.get_data(cache=True) and not request.is_json:
-        return _error(415, "Send the body as JSON with 'Content-Type: application/json'.")
-    body = request.get_json(silent=True)
-    if body is None and request.get_data(cache=True):
-        return _error(422, "The body is not valid JSON.")
-    if body is None:
-        body = {}
+    body = json_body(default={})
     if not isinstance(body, dict):
-        return _error(422, "The body must be a JSON object like {\"params\": {...}}.")
+        return _error(422, "The body must be a JSON object like {\"params\": {...}}.",
+                      {"body": "must be a JSON object"})
+    unknown = sorted(set(body) - RUN_REQUEST_FIELDS)
+    if unknown:
+        return _error(422, "The body has fields a run request does not take.",
+                      {name: "is not a field of a run request" for name in unknown})
     try:
-        run = start_run(db.session, workflow, g.api_user, body.get("params") or {}, trigger="api")
+        run = start_run(db.session, workflow, g.api_user, body.get("params", {}), trigger="api")
     except PermissionDenied as exc:
         db.session.rollback()
         return _error(403, str(exc))
@@ -132,7 +129,7 @@ def create_run(key: str):
         return _error(409, str(exc))
     except ParamErrors as exc:
         db.session.rollback()
-        return _error(422, "Some parameters are invalid.", fields=exc.errors)
+        return _error(422, "Some parameters are invalid.", exc.errors)
     db.session.commit()
     return jsonify({"id": run.id, "status": run.status, "url": url_for("api.get_run", run_id=run.id, _external=True),
                     "html_url": url_for("runs.detail", run_id=run.id, _external=True)}), 202
@@ -146,3 +143,9 @@ def get_run(run_id: int):
     if run is None or not workflow_visible(run.workflow, g.api_user):
         return _error(404, f"No run {run_id}.")
     return jsonify(_run_json(run, with_steps=True))
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """This API described in OpenAPI 3.1: every endpoint, body, answer and error."""
+    return jsonify(openapi_document())

@@ -1,9 +1,7 @@
 """Signing in and out, and the account page (change password, sign out everywhere)."""
-import time
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.extensions import db, limiter
@@ -45,26 +43,6 @@ def login():
             login_user(user, remember=bool(request.form.get("remember")))
             return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", error=error, email=email), (401 if error else 200)
-
-
-@bp.app_errorhandler(RateLimitExceeded)
-def too_many(exc: RateLimitExceeded):
-    """Too many failed attempts: the sign-in form (or JSON for the API) says when to try again."""
-    limit = limiter.current_limit
-    wait = max(1, int(limit.reset_at - time.time())) if limit else 60
-    minutes = -(-wait // 60)
-    message = (f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
-               if wait >= 60 else f"Too many failed attempts. Try again in {wait} seconds.")
-    if request.blueprint == "api":
-        from flask import jsonify
-
-        response = jsonify({"error": message})
-    else:
-        email = request.form.get("email", "").strip().lower() if request.endpoint == "auth.login" else ""
-        response = current_app.make_response(render_template("auth/login.html", error=message, email=email))
-    response.status_code = 429
-    response.headers["Retry-After"] = str(wait)
-    return response
 
 
 @bp.post("/logout")

@@ -9,6 +9,7 @@ from app.models import LogEntry, Run
 from app.models.log import LEVEL_RANK, LEVELS
 from app.security import Capability, can, get_run_or_404, requires, visible_workflow_ids
 from app.services.runs import PermissionDenied, cancel_run
+from app.web.inputs import id_arg
 
 bp = Blueprint("runs", __name__)
 PAGE = 50
@@ -19,7 +20,7 @@ LOG_PAGE = 500
 @requires(Capability.VIEW_RUNS)
 def index():
     """List runs newest first, a page at a time (keyset pagination by id)."""
-    before = request.args.get("before", type=int)
+    before = id_arg("before")
     query = (
         sa.select(Run)
         .where(Run.workflow_id.in_(visible_workflow_ids(db.session, current_user)))
@@ -92,7 +93,7 @@ def _log_context(run: Run, after: int, level: str) -> dict:
 def log(run_id: int):
     """The job log: the whole panel (for a level change) or, with ?after=ID, only the newer lines."""
     run = get_run_or_404(db.session, run_id, current_user)
-    after = request.args.get("after", type=int)
+    after = id_arg("after")
     level = request.args.get("level", "debug")
     if after is not None:
         return render_template("runs/_log_rows.html", **_log_context(run, after=after, level=level))

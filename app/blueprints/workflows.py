@@ -8,6 +8,7 @@ from app.extensions import db, htmx
 from app.models import Run, Workflow
 from app.security import Capability, get_workflow_or_404, requires, visible_workflows
 from app.services.runs import PermissionDenied, WorkflowUnavailable, definition_of, last_run_times, start_run
+from app.web.inputs import checks_own_form_fields
 
 bp = Blueprint("workflows", __name__)
 KINDS = ("manual", "automated")
@@ -65,6 +66,7 @@ def detail(key: str):
 
 
 @bp.post("/workflows/<key>/runs")
+@checks_own_form_fields
 @requires(Capability.RUN_WORKFLOW)
 def run(key: str):
     """Start a run from the Run form; bad values are shown next to their fields."""

@@ -1,9 +1,11 @@
 """Typed runtime parameters: checking their definitions and coercing the values people type."""
-import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+
+from app.engine import strictjson
 
 PARAM_TYPES = ("string", "text", "integer", "number", "boolean", "date", "datetime", "choice", "json")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -92,6 +94,10 @@ def parse_specs(raw: Any, path: str = "params") -> tuple[list[ParamSpec], list[t
 def coerce_value(spec: ParamSpec, value: Any, from_form: bool = False) -> Any:
     """Turn one typed or typed-in value into its JSON form, or raise ValueError with a message."""
     t = spec.type
+    if isinstance(value, str):
+        problem = strictjson.text_problem(value)
+        if problem:
+            raise ValueError(f"must not {problem.replace('contains', 'contain', 1)}")
     if t in ("string", "text"):
         if not isinstance(value, str):
             raise ValueError("must be text")
@@ -117,8 +123,10 @@ def coerce_value(spec: ParamSpec, value: Any, from_form: bool = False) -> Any:
                 value = float(value.strip())
             except ValueError:
                 raise ValueError("must be a number") from None
-        if not isinstance(value, (int, float)) or value != value:
+        if not isinstance(value, (int, float)):
             raise ValueError("must be a number")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be a finite number")
         return _bounded(spec, value)
     if t == "boolean":
         if isinstance(value, bool):
@@ -147,9 +155,12 @@ def coerce_value(spec: ParamSpec, value: Any, from_form: bool = False) -> Any:
     if t == "json":
         if from_form:
             try:
-                return json.loads(value)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"must be valid JSON ({exc})") from None
+                return strictjson.loads(value)
+            except strictjson.JsonRejected as exc:
+                raise ValueError(f"must be valid JSON ({exc.path or 'the value'} {exc.message})") from None
+        problem = strictjson.find_problem(value)
+        if problem:
+            raise ValueError(f"must be valid JSON ({problem[0] or 'the value'} {problem[1]})")
         return value
     raise ValueError(f"unknown type {t}")
 

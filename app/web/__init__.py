@@ -1,1 +1,2 @@
-"""Web glue shared by every page: response headers, request guards, template helpers."""
+"""Web glue shared by the pages and the API: reading request input safely, security headers, and turning
+HTTP errors into pages or JSON."""

@@ -1,0 +1,201 @@
+"""The JSON API described in OpenAPI 3.1, served at /api/v1/openapi.json.
+
+tests/test_api_contract.py holds it to the code: every /api/v1 route is described here and every operation here is
+a route, and schemathesis checks that the answers match. To add an endpoint, add its path to `_paths()` with
+`_operation(...)`, naming the errors it can answer; 401 and 429 come with every operation that needs a token.
+"""
+from app.engine.states import RunStatus, StepStatus
+from app.engine.strictjson import MAX_DEPTH
+from app.web.inputs import MAX_ID
+
+ERRORS = {
+    400: "The body is malformed: not UTF-8, not JSON, or JSON holding NaN or Infinity, a number too large to "
+         f"store, a lone surrogate, a NUL character, or nesting deeper than {MAX_DEPTH} levels. `fields` names "
+         'where, as a path from the body such as `params.note` or `params.rows[2]["odd key"]`.',
+    401: "No `Authorization: Bearer <token>` header, or the token is invalid or revoked.",
+    403: "The user's role may not do this (a viewer starting a run).",
+    404: "No such workflow or run, or one the user may not see (drafts, disabled workflows and workflows whose "
+         "allowed roles leave the user out are for admins only).",
+    409: "The workflow cannot run now: it is a draft or disabled (only admins see those).",
+    413: "The request is larger than the server accepts (FLOWDESK_MAX_CONTENT_LENGTH, 1 MiB by default).",
+    415: "The body is not sent as `Content-Type: application/json`.",
+    422: "The body is well-formed JSON but not a valid request: not an object, a field a run does not take, "
+         "or invalid parameters. `fields` names each, parameters by their name.",
+    429: "Too many requests with a failing token from this client; wait `Retry-After` seconds.",
+}
+TOKEN_ERRORS = (401, 429)
+
+
+def openapi_document() -> dict:
+    """The whole OpenAPI 3.1 document of /api/v1."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Flowdesk API",
+            "version": "1",
+            "description": "Start workflow runs and follow them. Authenticate with `Authorization: Bearer <token>` "
+                           "(`flask --app wsgi users token EMAIL` prints one). Every error answers "
+                           '`{"error": "...", "fields": {...}}`.',
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "An API token issued to a user; it acts with their role."}},
+            "schemas": SCHEMAS,
+        },
+    }
+
+
+def _paths() -> dict:
+    return {
+        "/workflows": {
+            "get": _operation(
+                "listWorkflows", "The workflows the token's user may see",
+                {200: ("The workflows, by name", "WorkflowList")},
+                errors=(403,),
+            ),
+        },
+        "/workflows/{key}/runs": {
+            "post": _operation(
+                "startRun", "Start a run of a workflow",
+                {202: ("The run was added as pending and queued; follow it at `url`", "RunStarted")},
+                errors=(400, 403, 404, 409, 413, 415, 422),
+                parameters=[{"name": "key", "in": "path", "required": True, "description": "The workflow's key",
+                             "schema": {"type": "string"}}],
+                body={"required": False, "description": "The run's parameters; no body means no parameters.",
+                      "content": {"application/json": {"schema": _ref("RunRequest")}}},
+            ),
+        },
+        "/runs/{run_id}": {
+            "get": _operation(
+                "getRun", "A run's status, progress, timing, error and steps",
+                {200: ("The run", "Run")},
+                errors=(404,),
+                parameters=[{"name": "run_id", "in": "path", "required": True, "description": "The run's id",
+                             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}],
+            ),
+        },
+        "/openapi.json": {
+            "get": _operation(
+                "getOpenApi", "This document", {200: ("The OpenAPI 3.1 document of this API", None)},
+                errors=(), public=True,
+            ),
+        },
+    }
+
+
+def _operation(operation_id: str, summary: str, answers: dict, *, errors: tuple, parameters=(), body=None,
+               public: bool = False) -> dict:
+    """One operation: its successful answers as {status: (description, schema name)}, and the errors it gives."""
+    responses = {}
+    for status, (description, schema) in answers.items():
+        content_schema = _ref(schema) if schema else {"type": "object"}
+        responses[str(status)] = {"description": description,
+                                  "content": {"application/json": {"schema": content_schema}}}
+    for status in sorted(set(errors) | (set() if public else set(TOKEN_ERRORS))):
+        responses[str(status)] = _error_response(status)
+    operation = {"operationId": operation_id, "summary": summary, "responses": responses}
+    if public:
+        operation["security"] = []
+    if parameters:
+        operation["parameters"] = list(parameters)
+    if body:
+        operation["requestBody"] = body
+    return operation
+
+
+def _error_response(status: int) -> dict:
+    response = {"description": ERRORS[status], "content": {"application/json": {"schema": _ref("Error")}}}
+    if status == 429:
+        response["headers"] = {"Retry-After": {"required": True, "description": "Seconds to wait before retrying",
+                                               "schema": {"type": "integer", "minimum": 0}}}
+    return response
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict) -> dict:
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+_TIME = {"type": "string", "format": "date-time", "description": "UTC, ISO 8601 with a Z"}
+_FAILURE = {
+    "type": ["object", "null"],
+    "required": ["code", "message"],
+    "properties": {"code": {"type": "string"}, "message": {"type": ["string", "null"]}},
+    "additionalProperties": False,
+}
+
+
+def _object(properties: dict, description: str = "") -> dict:
+    schema = {"type": "object", "required": list(properties), "properties": properties, "additionalProperties": False}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+SCHEMAS = {
+    "Error": _object({
+        "error": {"type": "string", "description": "What went wrong, for a person"},
+        "fields": {"type": "object", "additionalProperties": {"type": "string"},
+                   "description": "What is wrong with each named field; empty when no field is to blame"},
+    }),
+    "RunRequest": {
+        "type": "object",
+        "properties": {
+            "params": {"type": "object", "description": "Parameter values by name, in their JSON types (a date as "
+                                                        "\"2026-01-31\"); GET /workflows does not list them"},
+        },
+        "additionalProperties": False,
+    },
+    "RunStarted": _object({
+        "id": {"type": "integer"},
+        "status": {"type": "string", "enum": [RunStatus.PENDING.value]},
+        "url": {"type": "string", "format": "uri", "description": "This run in the API"},
+        "html_url": {"type": "string", "format": "uri", "description": "This run's page"},
+    }),
+    "Run": _object({
+        "id": {"type": "integer"},
+        "workflow": {"type": "string", "description": "The workflow's key"},
+        "version": {"type": "integer", "description": "The published version the run executes"},
+        "status": {"type": "string", "enum": [s.value for s in RunStatus]},
+        "trigger": {"type": "string", "description": "manual, api, schedule, webhook or record"},
+        "params": {"type": "object", "description": "The parameter values, after checking and conversion"},
+        "progress": _object({
+            "done": {"type": "integer", "minimum": 0},
+            "total": {"type": "integer", "minimum": 0},
+            "percent": {"type": "integer", "minimum": 0, "maximum": 100},
+        }),
+        "queued_at": _TIME,
+        "started_at": _nullable(_TIME),
+        "finished_at": _nullable(_TIME),
+        "duration_seconds": {"type": ["number", "null"], "minimum": 0},
+        "error": _FAILURE,
+        "url": {"type": "string", "format": "uri"},
+        "html_url": {"type": "string", "format": "uri"},
+        "steps": {"type": "array", "items": _object({
+            "key": {"type": "string"},
+            "name": {"type": "string"},
+            "type": {"type": "string"},
+            "status": {"type": "string", "enum": [s.value for s in StepStatus]},
+            "started_at": _nullable(_TIME),
+            "finished_at": _nullable(_TIME),
+            "error": _FAILURE,
+        })},
+    }),
+    "WorkflowList": _object({
+        "workflows": {"type": "array", "items": _object({
+            "key": {"type": "string"},
+            "name": {"type": "string"},
+            "kind": {"type": "string", "enum": ["manual", "automated"]},
+            "state": {"type": "string", "enum": ["draft", "published"]},
+            "enabled": {"type": "boolean"},
+            "queue": {"type": "string"},
+            "version": {"type": ["integer", "null"], "description": "The published version; null for a draft"},
+        })},
+    }),
+}
