@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from app.extensions import db, queues
 from app.models import LogEntry, Run, StepRun
-from tests.factories import get_run, start, steps_workflow, work_once
+from tests.factories import get_run, start, steps_workflow, wait_for, work_once
 
 
 def test_a_run_walks_its_steps_and_completes_with_outputs(app, load_workflow, make_user, drain):
@@ -263,16 +263,6 @@ def test_progress_and_heartbeat_are_kept_current_while_running(app, load_workflo
     assert get_run(app, run_id).status == "completed"
 
 
-def _wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def test_a_killed_work_horse_ends_the_run_as_error_and_keeps_completed_steps(
     app, load_workflow, make_user, worker_processes
 ):
@@ -292,13 +282,13 @@ def test_a_killed_work_horse_ends_the_run_as_error_and_keeps_completed_steps(
         run = get_run(app, run_id)
         return run.status == "running" and any(s.step_key == "slow" for s in run.steps)
 
-    _wait_for(running_slow_step)
+    wait_for(running_slow_step)
     worker = worker_processes[0]
-    horse = _wait_for(lambda: subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True,
+    horse = wait_for(lambda: subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True,
                                              text=True).stdout.split())
     os.kill(int(horse[0]), signal.SIGKILL)
 
-    run = _wait_for(lambda: (r := get_run(app, run_id)).status == "error" and r)
+    run = wait_for(lambda: (r := get_run(app, run_id)).status == "error" and r)
     assert run.error_code == "WORKER_LOST"
     assert "killed" in run.error_message
     assert [(s.step_key, s.status) for s in run.steps] == [("first", "completed"), ("slow", "failed")]

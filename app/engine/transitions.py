@@ -14,18 +14,20 @@ def move(
     target: RunStatus,
     *,
     only_from: Iterable[RunStatus] | None = None,
+    where: Iterable = (),
     **values,
 ) -> bool:
     """Move run `run_id` to `target` if its current status allows it; returns whether this call moved it.
 
-    The WHERE clause carries the legal source statuses, so a late or duplicate signal changes nothing.
+    The WHERE clause carries the legal source statuses (and any extra `where` criteria), so a late or
+    duplicate signal changes nothing.
     """
     sources = sources_of(target)
     if only_from is not None:
         sources = sources & frozenset(only_from)
     result = session.execute(
         sa.update(Run)
-        .where(Run.id == run_id, Run.status.in_([s.value for s in sources]))
+        .where(Run.id == run_id, Run.status.in_([s.value for s in sources]), *where)
         .values(status=target.value, **values)
         .execution_options(synchronize_session=False)
     )

@@ -62,11 +62,12 @@ def schedule_resume(run_id: int, queue: str, step_run_id: int, when: datetime) -
                       **_run_job_options())
 
 
-def end_lost_run(session: Session, run_id: int, code: str, message: str) -> bool:
+def end_lost_run(session: Session, run_id: int, code: str, message: str, where=()) -> bool:
     """End a run whose job died mid-run (killed, timed out, crashed): the run and its running step
-    become errors with `code`; completed steps stay completed. Returns whether the run was running."""
+    become errors with `code`; completed steps stay completed. Returns whether the run was running
+    (and matched the extra `where` criteria)."""
     now = utcnow()
-    if not move(session, run_id, RunStatus.ERROR, only_from=[RunStatus.RUNNING],
+    if not move(session, run_id, RunStatus.ERROR, only_from=[RunStatus.RUNNING], where=where,
                 finished_at=now, error_code=code, error_message=message):
         return False
     session.execute(

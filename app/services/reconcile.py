@@ -56,7 +56,9 @@ def end_lost_runs(session: Session, stale_seconds: float) -> int:
     ).all()
     message = (f"The worker running this run stopped reporting (no heartbeat for over {stale_seconds:g} s), "
                "so it was lost with its host or killed; completed steps stay completed.")
-    return sum(end_lost_run(session, run_id, "WORKER_LOST", message) for run_id in lost)
+    # The heartbeat is checked again in the UPDATE: a run that beat since the read is not ended.
+    still_stale = (Run.heartbeat_at < cutoff,)
+    return sum(end_lost_run(session, run_id, "WORKER_LOST", message, where=still_stale) for run_id in lost)
 
 
 def reconcile(session: Session, grace_seconds: float = GRACE_SECONDS) -> ReconcileReport:
