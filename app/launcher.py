@@ -81,7 +81,8 @@ def launch(port: int | None = None) -> int:
         env["REDIS_URL"], started_redis = ensure_embedded_redis(instance)
     children = [
         Child("web", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                      "--threads", "8", "--worker-class", "gthread", "--graceful-timeout", "5", "wsgi:app"], env),
+                      "--threads", "8", "--worker-class", "gthread", "--graceful-timeout", "5", "--no-control-socket",
+                      "wsgi:app"], env),
         Child("worker", _flask("worker", "default"), env),
         Child("scheduler", _flask("scheduler", "--interval", "1"), env),
     ]
