@@ -17,7 +17,7 @@ from app.web.inputs import json_body
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Failed tokens per client address; past the limit every API call from there answers 429 for a while.
 limiter.limit(lambda: current_app.config["API_AUTH_LIMIT"], deduct_when=lambda response: response.status_code == 401)(bp)
-RUN_REQUEST_FIELDS = {"params"}
+RUN_REQUEST_FIELDS = {"params", "record"}
 
 
 def _error(status: int, message: str, fields: dict | None = None):
@@ -52,11 +52,13 @@ def _visible_workflow(key: str) -> Workflow | None:
 def _run_json(run: Run, with_steps: bool = False) -> dict:
     data = {
         "id": run.id,
-        "workflow": run.workflow.key,
+        "workflow": run.workflow_key,
+        "workflow_name": run.workflow_name,
         "version": run.version.number,
         "status": run.status,
         "trigger": run.trigger,
         "params": run.params,
+        "record": run.context,
         "progress": {"done": run.progress_done, "total": run.progress_total, "percent": run.percent},
         "queued_at": _iso(run.queued_at),
         "started_at": _iso(run.started_at),
@@ -107,7 +109,7 @@ def list_workflows():
 @bp.post("/workflows/<key>/runs")
 @token_required
 def create_run(key: str):
-    """Start a run with `{"params": {...}}`; answers 202 with the run's id, status and URL."""
+    """Start a run with `{"params": {...}, "record": {"key": ...}}`; answers 202 with the run's id, status and URL."""
     workflow = _visible_workflow(key)
     if workflow is None:
         return _error(404, f"No workflow '{key}'.")
@@ -120,7 +122,8 @@ def create_run(key: str):
         return _error(422, "The body has fields a run request does not take.",
                       {name: "is not a field of a run request" for name in unknown})
     try:
-        run = start_run(db.session, workflow, g.api_user, body.get("params", {}), trigger="api")
+        run = start_run(db.session, workflow, g.api_user, body.get("params", {}), trigger="api",
+                        record=body.get("record"))
     except PermissionDenied as exc:
         db.session.rollback()
         return _error(403, str(exc))

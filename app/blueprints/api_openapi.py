@@ -149,6 +149,13 @@ SCHEMAS = {
         "properties": {
             "params": {"type": "object", "description": "Parameter values by name, in their JSON types (a date as "
                                                         "\"2026-01-31\"); GET /workflows does not list them"},
+            "record": {
+                "type": "object",
+                "description": "The context record the run is about; placeholders see it as `record`, and the "
+                               "run's log lines carry its key, so the run can be found by that key",
+                "properties": {"key": {"type": ["string", "integer"], "minLength": 1, "maxLength": 120}},
+                "required": ["key"],
+            },
         },
         "additionalProperties": False,
     },
@@ -160,11 +167,13 @@ SCHEMAS = {
     }),
     "Run": _object({
         "id": {"type": "integer"},
-        "workflow": {"type": "string", "description": "The workflow's key"},
+        "workflow": {"type": "string", "description": "The workflow's key when the run started"},
+        "workflow_name": {"type": "string", "description": "The workflow's name when the run started"},
         "version": {"type": "integer", "description": "The published version the run executes"},
         "status": {"type": "string", "enum": [s.value for s in RunStatus]},
         "trigger": {"type": "string", "description": "manual, api, schedule, webhook or record"},
         "params": {"type": "object", "description": "The parameter values, after checking and conversion"},
+        "record": {"type": ["object", "null"], "description": "The context record the run is about, if any"},
         "progress": _object({
             "done": {"type": "integer", "minimum": 0},
             "total": {"type": "integer", "minimum": 0},

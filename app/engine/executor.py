@@ -58,11 +58,13 @@ class RunSnapshot:
     trigger_detail: str
     queue: str
     progress_done: int
+    context: dict | None
+    record_key: str | None
 
 
 _SNAPSHOT_COLUMNS = (
     Run.id, Run.version_id, Run.attempt, Run.params, Run.cursor, Run.trigger, Run.trigger_detail, Run.queue,
-    Run.progress_done,
+    Run.progress_done, Run.context, Run.record_key,
 )
 
 
@@ -104,12 +106,17 @@ class _Walk:
         self.last_commit = time.monotonic()
         self.context = {
             "params": dict(run.params or {}),
+            "record": dict(run.context or {}),
             "vars": dict(settings.variables),
             "run": {"id": run.id, "trigger": run.trigger, "attempt": run.attempt, "workflow": definition.key},
             "steps": {},
         }
 
-    def log(self, level: str, message: str, step_run: StepRun | None = None, meta=None, technical=False) -> None:
+    def log(
+        self, level: str, message: str, step_run: StepRun | None = None, meta=None, technical=False,
+        record_key: str | None = None,
+    ) -> None:
+        """Buffer a log line; it carries the run's record key unless the step names another."""
         self.pending_logs.append((step_run, {
             "run_id": self.run_id,
             "created_at": utcnow(),
@@ -118,7 +125,7 @@ class _Walk:
             "message": message,
             "meta": meta,
             "technical": technical,
-            "record_key": None,
+            "record_key": record_key or self.run.record_key,
         }))
 
     def flush(self) -> None:
@@ -242,7 +249,7 @@ class _Walk:
                 sr, "UNEXPECTED_ERROR", f"{type(exc).__name__}: {exc}", None, traceback.format_exc()
             )
         for level, message, meta in result.logs:
-            self.log(level, message, sr, meta)
+            self.log(level, message, sr, meta, record_key=result.record_key)
         sr.output = result.output
         if result.park_until is not None:
             return self.park(sr, result.park_until)

@@ -16,11 +16,16 @@ class Run(db.Model):
         sa.Index("ix_runs_workflow_id_id", "workflow_id", "id"),
         sa.Index("ix_runs_status_id", "status", "id"),
         sa.UniqueConstraint("workflow_id", "idempotency_key", name="uq_runs_idempotency_key"),
+        sa.Index("ix_runs_record_key_id", "record_key", "id"),
+        sa.Index("ix_runs_queued_at", "queued_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workflow_id: Mapped[int] = mapped_column(sa.ForeignKey("workflows.id", ondelete="CASCADE"))
     version_id: Mapped[int] = mapped_column(sa.ForeignKey("workflow_versions.id"))
+    # What the workflow was called when the run started: history reads right after a rename.
+    workflow_key: Mapped[str] = mapped_column(sa.String(80), default="")
+    workflow_name: Mapped[str] = mapped_column(sa.String(120), default="")
     status: Mapped[str] = mapped_column(sa.String(32), default=RunStatus.PENDING.value)
     trigger: Mapped[str] = mapped_column(sa.String(20), default="manual")  # manual | api | schedule | webhook | record
     triggered_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
@@ -28,7 +33,9 @@ class Run(db.Model):
     queue: Mapped[str] = mapped_column(sa.String(80), default="default")
     params: Mapped[dict] = mapped_column(JSONType, default=dict)
     selected_keys: Mapped[list | None] = mapped_column(JSONType)
+    # The record the run is about (`{"key": "INV-2291", ...}`), visible to placeholders as `record`.
     context: Mapped[dict | None] = mapped_column(JSONType)
+    record_key: Mapped[str | None] = mapped_column(sa.String(120))
     replay_of_id: Mapped[int | None] = mapped_column(sa.ForeignKey("runs.id", ondelete="SET NULL"))
     attempt: Mapped[int] = mapped_column(default=1)
     # The step the run resumes at (after a wait, or on retry); None means the first step.

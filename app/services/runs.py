@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.engine.definition import Definition, parse_definition
-from app.engine.params import coerce_params
+from app.engine.params import ParamErrors, coerce_params
 from app.engine.states import RunStatus, StepStatus
 from app.engine.transitions import move
 from app.models import LogEntry, Run, StepRun, User, Workflow, WorkflowVersion
@@ -59,11 +59,14 @@ def start_run(
     *,
     trigger: str = "manual",
     from_form: bool = False,
+    record: dict | None = None,
 ) -> Run:
     """Check the user may run the workflow and the parameters are valid, then add a pending run.
 
-    The run is enqueued on the workflow's queue when the caller commits. Raises PermissionDenied,
-    WorkflowUnavailable or ParamErrors.
+    `record` is the context record the run is about (`{"key": "INV-2291", ...}`): stored on the run,
+    visible to placeholders as `record`, and its key is carried by the run's log lines. The run is
+    enqueued on the workflow's queue when the caller commits. Raises PermissionDenied,
+    WorkflowUnavailable or ParamErrors (a bad record too, named `record` or `record.key`).
     """
     if not can(user, Capability.RUN_WORKFLOW):
         raise PermissionDenied("Your role cannot run workflows.")
@@ -76,9 +79,14 @@ def start_run(
     version = workflow.published_version
     definition = definition_of(version)
     params = coerce_params(definition.params, raw_params, from_form=from_form)
+    record_key = check_record(record)
     run = Run(
         workflow_id=workflow.id,
         version_id=version.id,
+        workflow_key=workflow.key,
+        workflow_name=workflow.name,
+        context=record,
+        record_key=record_key,
         status=RunStatus.PENDING.value,
         trigger=trigger,
         triggered_by_id=user.id,
@@ -93,6 +101,25 @@ def start_run(
     run_id, queue, attempt = run.id, run.queue, run.attempt
     after_commit(session, lambda: enqueue_execute(run_id, queue, attempt))
     return run
+
+
+MAX_RECORD_KEY = 120
+
+
+def check_record(record) -> str | None:
+    """The key of a context record, or None without one; ParamErrors names what is wrong with it."""
+    if record is None:
+        return None
+    if not isinstance(record, dict):
+        raise ParamErrors({"record": "must be an object with a \"key\", like {\"key\": \"INV-2291\"}"})
+    key = record.get("key")
+    if isinstance(key, int) and not isinstance(key, bool):
+        key = str(key)
+    if not isinstance(key, str) or not key.strip():
+        raise ParamErrors({"record.key": "is required: the text people search the record by"})
+    if len(key) > MAX_RECORD_KEY:
+        raise ParamErrors({"record.key": f"must be at most {MAX_RECORD_KEY} characters"})
+    return key.strip()
 
 
 @dataclass

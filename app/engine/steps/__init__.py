@@ -29,6 +29,8 @@ class StepResult:
     # For a wait step: park the run until this naive-UTC time.
     park_until: datetime | None = None
     logs: list[tuple[str, str, dict | None]] = field(default_factory=list)
+    # The record key the step's log lines carry instead of the run's own (a log step's `record_key`).
+    record_key: str | None = None
 
 
 @dataclass

@@ -5,6 +5,7 @@ from app.engine.expressions import check_expression, evaluate
 from app.engine.steps import StepFailure, StepResult, StepType, require_text
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_RECORD_KEY = 120
 MAX_WAIT_SECONDS = 30 * 86400
 
 
@@ -22,12 +23,28 @@ class LogStep(StepType):
         errors = require_text(settings, "message")
         if settings.get("level", "info") not in LOG_LEVELS:
             errors.append(("level", f"must be one of {', '.join(LOG_LEVELS)}"))
+        if "record_key" in settings and not isinstance(settings["record_key"], (str, int)):
+            errors.append(("record_key", "must be text, such as \"{{ record.key }}\" or \"INV-{{ params.number }}\""))
+        if "meta" in settings and not isinstance(settings["meta"], dict):
+            errors.append(("meta", "must be an object of names and values, searchable as name:value"))
         return errors
 
     def execute(self, settings, env):
         level = settings.get("level", "info")
         message = str(settings["message"])
-        return StepResult(output={"level": level, "message": message}, logs=[(level, message, None)])
+        output = {"level": level, "message": message}
+        meta = settings.get("meta")
+        if meta is not None:
+            if not isinstance(meta, dict):
+                raise StepFailure("LOG_META", "meta must render to an object of names and values")
+            output["meta"] = meta
+        record_key = settings.get("record_key")
+        if record_key is not None and str(record_key).strip():
+            record_key = str(record_key).strip()[:MAX_RECORD_KEY]
+            output["record_key"] = record_key
+        else:
+            record_key = None
+        return StepResult(output=output, logs=[(level, message, meta)], record_key=record_key)
 
 
 class ConditionStep(StepType):
