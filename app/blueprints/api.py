@@ -8,7 +8,9 @@ from app.blueprints.api_openapi import openapi_document
 from app.engine.params import ParamErrors
 from app.extensions import db, limiter
 from app.models import Run, Workflow
-from app.security import Capability, can, visible_workflows, workflow_visible
+from app.queries.filters import RunFilter
+from app.queries.runs import runs_page
+from app.security import Capability, can, visible_workflow_ids, visible_workflows, workflow_visible
 from app.services.runs import PermissionDenied, WorkflowUnavailable, start_run
 from app.services.users import user_for_token
 from app.web.errors import json_error
@@ -18,6 +20,8 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Failed tokens per client address; past the limit every API call from there answers 429 for a while.
 limiter.limit(lambda: current_app.config["API_AUTH_LIMIT"], deduct_when=lambda response: response.status_code == 401)(bp)
 RUN_REQUEST_FIELDS = {"params", "record"}
+RUN_FILTER_ARGS = {"workflow", "status", "trigger", "kind", "queue", "version", "key", "range", "since", "until",
+                   "before", "limit"}
 
 
 def _error(status: int, message: str, fields: dict | None = None):
@@ -136,6 +140,23 @@ def create_run(key: str):
     db.session.commit()
     return jsonify({"id": run.id, "status": run.status, "url": url_for("api.get_run", run_id=run.id, _external=True),
                     "html_url": url_for("runs.detail", run_id=run.id, _external=True)}), 202
+
+
+@bp.get("/runs")
+@token_required
+def list_runs():
+    """Runs the token's user may see, newest first, filtered like the Runs page; `next` pages to older ones."""
+    unknown = sorted(set(request.args) - RUN_FILTER_ARGS)
+    if unknown:
+        return _error(400, "The query has parameters the runs list does not take.",
+                      {name: "is not a filter of the runs list" for name in unknown})
+    f = RunFilter.from_args(request.args)
+    ids = visible_workflow_ids(db.session, g.api_user)
+    page = runs_page(db.session, f, ids)
+    following = None
+    if page.older:
+        following = url_for("api.list_runs", **f.to_args(before=page.older).to_dict(flat=False), _external=True)
+    return jsonify({"runs": [_run_json(run) for run in page.runs], "next": following})
 
 
 @bp.get("/runs/<int:run_id>")

@@ -68,6 +68,14 @@ def _paths() -> dict:
                       "content": {"application/json": {"schema": _ref("RunRequest")}}},
             ),
         },
+        "/runs": {
+            "get": _operation(
+                "listRuns", "Runs the token's user may see, newest first, filtered as on the Runs page",
+                {200: ("A page of runs and the URL of the next (older) page", "RunList")},
+                errors=(400,),
+                parameters=_RUN_FILTERS,
+            ),
+        },
         "/runs/{run_id}": {
             "get": _operation(
                 "getRun", "A run's status, progress, timing, error and steps",
@@ -84,6 +92,36 @@ def _paths() -> dict:
             ),
         },
     }
+
+
+def _query(name: str, description: str, schema: dict, repeated: bool = False) -> dict:
+    """A query parameter; an empty value means "not given", as a form that leaves a field blank sends it."""
+    schema = {"anyOf": [schema, {"const": ""}]}
+    if repeated:
+        schema = {"type": "array", "items": schema}
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema,
+            **({"style": "form", "explode": True} if repeated else {})}
+
+
+_DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$"}
+_RUN_FILTERS = [
+    _query("workflow", "Workflow keys", {"type": "string"}, repeated=True),
+    _query("status", "Run statuses", {"type": "string", "enum": [s.value for s in RunStatus]}, repeated=True),
+    _query("trigger", "Triggers", {"type": "string", "enum": ["manual", "schedule", "api", "webhook", "record"]},
+           repeated=True),
+    _query("kind", "Workflow types", {"type": "string", "enum": ["manual", "automated"]}, repeated=True),
+    _query("queue", "Queues", {"type": "string"}, repeated=True),
+    _query("version", "Version numbers", {"type": "string", "pattern": "^[0-9]{1,9}$"}, repeated=True),
+    _query("key", "A record key: runs whose context record or log lines carry it",
+           {"type": "string", "maxLength": 120}),
+    _query("range", "A preset time range when since/until are not given (default: the last 30 days)",
+           {"type": "string", "enum": ["today", "7d", "30d", "all"]}),
+    _query("since", "Runs queued at or after this ISO date (UTC) or date and time", _DATE),
+    _query("until", "Runs queued before the end of this ISO date (UTC), or before this date and time", _DATE),
+    _query("before", "Runs with ids below this (the `next` URL sets it)",
+           {"type": "integer", "minimum": 0, "maximum": MAX_ID}),
+    _query("limit", "Runs per page", {"type": "integer", "minimum": 1, "maximum": 200}),
+]
 
 
 def _operation(operation_id: str, summary: str, answers: dict, *, errors: tuple, parameters=(), body=None,
@@ -150,7 +188,7 @@ SCHEMAS = {
             "params": {"type": "object", "description": "Parameter values by name, in their JSON types (a date as "
                                                         "\"2026-01-31\"); GET /workflows does not list them"},
             "record": {
-                "type": "object",
+                "type": ["object", "null"],
                 "description": "The context record the run is about; placeholders see it as `record`, and the "
                                "run's log lines carry its key, so the run can be found by that key",
                 "properties": {"key": {"type": ["string", "integer"], "minLength": 1, "maxLength": 120}},
@@ -164,6 +202,10 @@ SCHEMAS = {
         "status": {"type": "string", "enum": [RunStatus.PENDING.value]},
         "url": {"type": "string", "format": "uri", "description": "This run in the API"},
         "html_url": {"type": "string", "format": "uri", "description": "This run's page"},
+    }),
+    "RunList": _object({
+        "runs": {"type": "array", "items": {"$ref": "#/components/schemas/RunSummary"}},
+        "next": {"type": ["string", "null"], "description": "The next (older) page, or null on the last"},
     }),
     "Run": _object({
         "id": {"type": "integer"},
@@ -208,3 +250,8 @@ SCHEMAS = {
         })},
     }),
 }
+
+SCHEMAS["RunSummary"] = _object(
+    {name: schema for name, schema in SCHEMAS["Run"]["properties"].items() if name != "steps"},
+    "A run without its steps",
+)

@@ -1,37 +1,69 @@
-"""Runs: the list, a run's detail page (live while active), its job log tail, and cancelling."""
+"""Runs: the history lists, a run's detail page (live while active), its job log tail, and cancelling."""
+from dataclasses import replace
+
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from app.engine.definition import KINDS, TRIGGERS
 from app.engine.states import ACTIVE, RunStatus
 from app.extensions import db, htmx, queues
-from app.models import LogEntry, Run
+from app.models import LogEntry, Run, Workflow
+from app.queries import runs as runs_queries
+from app.queries.filters import RANGES, RunFilter
 from app.models.log import LEVEL_RANK, LEVELS
-from app.security import Capability, can, get_run_or_404, requires, visible_workflow_ids
+from app.security import (
+    Capability, can, get_run_or_404, get_workflow_or_404, requires, visible_workflow_ids, visible_workflows,
+)
 from app.services.runs import PermissionDenied, cancel_run
 from app.web.inputs import id_arg
 
 bp = Blueprint("runs", __name__)
-PAGE = 50
 LOG_PAGE = 500
 
 
 @bp.get("/runs")
 @requires(Capability.VIEW_RUNS)
 def index():
-    """List runs newest first, a page at a time (keyset pagination by id)."""
-    before = id_arg("before")
-    query = (
-        sa.select(Run)
-        .where(Run.workflow_id.in_(visible_workflow_ids(db.session, current_user)))
-        .order_by(Run.id.desc())
-        .limit(PAGE + 1)
+    """Every run the user may see: active ones live at the top, finished ones below, filtered by the query string."""
+    return _history(RunFilter.from_args(request.args), workflow=None)
+
+
+@bp.get("/workflows/<key>/history")
+@requires(Capability.VIEW_RUNS)
+def history(key: str):
+    """One workflow's runs: the same list, filters and exports, with a version filter."""
+    workflow = get_workflow_or_404(db.session, key, current_user)
+    f = RunFilter.from_args(request.args)
+    return _history(replace(f, workflows=(workflow.key,)), workflow=workflow)
+
+
+def _history(f: RunFilter, workflow: Workflow | None):
+    ids = visible_workflow_ids(db.session, current_user)
+    endpoint, fixed = ("runs.history", {"key": workflow.key}) if workflow else ("runs.index", {})
+    active = runs_queries.active_runs(db.session, f, ids)
+    query = f.to_args().to_dict(flat=False)
+    context = {
+        "filter": f, "workflow": workflow, "endpoint": endpoint, "fixed": fixed, "active": active,
+        "url": lambda args: url_for(endpoint, **fixed, **args.to_dict(flat=False)),
+        "clear_url": url_for(endpoint, **fixed),
+        "active_url": url_for(endpoint, **fixed, **query, section="active"),
+    }
+    if request.args.get("section") == "active":
+        return render_template("runs/_active.html", **context)
+    page = runs_queries.runs_page(db.session, f, ids, finished_only=True)
+    context.update(
+        page=page,
+        count=runs_queries.count_runs(db.session, f, ids, finished_only=True),
+        count_cap=runs_queries.COUNT_CAP,
+        statuses=list(RunStatus), triggers=TRIGGERS, kinds=KINDS, ranges=RANGES,
+        queues=runs_queries.queues_of(db.session, ids),
+        workflows=[] if workflow else visible_workflows(db.session, current_user),
+        versions=[v.number for v in workflow.versions] if workflow else [],
     )
-    if before:
-        query = query.where(Run.id < before)
-    rows = db.session.scalars(query).all()
-    runs, more = rows[:PAGE], len(rows) > PAGE
-    return render_template("runs/list.html", runs=runs, next_before=runs[-1].id if more else None)
+    if htmx and htmx.target == "runs-results" and not htmx.history_restore_request:
+        return render_template("runs/_results.html", **context)
+    return render_template("runs/list.html", **context)
 
 
 def _workers_for(queue_name: str) -> int:

@@ -5,7 +5,9 @@ from flask_login import current_user, login_required
 
 from app.engine.params import ParamErrors
 from app.extensions import db, htmx
-from app.models import Run, Workflow
+from app.models import Workflow
+from app.queries.filters import RunFilter
+from app.queries.runs import runs_page
 from app.security import Capability, get_workflow_or_404, requires, visible_workflows
 from app.services.runs import PermissionDenied, WorkflowUnavailable, definition_of, last_run_times, start_run
 from app.web.inputs import checks_own_form_fields
@@ -43,9 +45,8 @@ def index():
 
 def _render_detail(workflow: Workflow, values: dict | None = None, errors: dict | None = None, message=None):
     definition = definition_of(workflow.published_version) if workflow.published_version else None
-    runs = db.session.scalars(
-        sa.select(Run).where(Run.workflow_id == workflow.id).order_by(Run.id.desc()).limit(20)
-    ).all()
+    recent = RunFilter(workflows=(workflow.key,), range="all", limit=10)
+    runs = runs_page(db.session, recent, [workflow.id]).runs
     return render_template(
         "workflows/detail.html",
         workflow=workflow,

@@ -1,0 +1,108 @@
+"""Runs as people look for them: filtered, newest first, a page at a time, with a bounded count."""
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from app.engine.states import ACTIVE, FINISHED
+from app.models import LogEntry, Run, Workflow, WorkflowVersion
+from app.queries.filters import RunFilter
+
+COUNT_CAP = 10_000
+
+
+@dataclass
+class RunPage:
+    """One page of runs, newest first, and where the pages before and after it start."""
+
+    runs: list[Run]
+    older: int | None  # pass as ?before= for the next older page
+    newer: int | None  # pass as ?after= for the next newer page
+
+
+def _matching(f: RunFilter, workflow_ids: list[int]) -> sa.Select:
+    """The runs `f` selects among the workflows `workflow_ids` (those the user may see)."""
+    query = sa.select(Run).where(Run.workflow_id.in_(workflow_ids))
+    if f.workflows or f.kinds:
+        chosen = sa.select(Workflow.id).where(Workflow.id.in_(workflow_ids))
+        if f.workflows:
+            chosen = chosen.where(Workflow.key.in_(f.workflows))
+        if f.kinds:
+            chosen = chosen.where(Workflow.kind.in_(f.kinds))
+        query = query.where(Run.workflow_id.in_(chosen))
+    if f.statuses:
+        query = query.where(Run.status.in_(f.statuses))
+    if f.triggers:
+        query = query.where(Run.trigger.in_(f.triggers))
+    if f.queues:
+        query = query.where(Run.queue.in_(f.queues))
+    if f.versions:
+        query = query.where(Run.version_id.in_(
+            sa.select(WorkflowVersion.id).where(WorkflowVersion.workflow_id.in_(workflow_ids),
+                                                WorkflowVersion.number.in_(f.versions))
+        ))
+    if f.key:
+        in_logs = sa.select(LogEntry.run_id).where(LogEntry.record_key == f.key)
+        query = query.where(sa.or_(Run.record_key == f.key, Run.id.in_(in_logs)))
+    since, until = f.window
+    if since is not None:
+        query = query.where(Run.queued_at >= since)
+    if until is not None:
+        query = query.where(Run.queued_at < until)
+    return query
+
+
+def runs_page(session: Session, f: RunFilter, workflow_ids: list[int], finished_only: bool = False) -> RunPage:
+    """A page of the runs `f` selects (only finished ones with `finished_only`), by keyset on the id."""
+    query = _matching(f, workflow_ids).options(selectinload(Run.version))
+    if finished_only:
+        query = query.where(Run.status.in_([s.value for s in FINISHED]))
+    if f.after is not None:
+        rows = session.scalars(query.where(Run.id > f.after).order_by(Run.id.asc()).limit(f.limit + 1)).all()
+        more_newer = len(rows) > f.limit
+        runs = list(reversed(rows[: f.limit]))
+        older = runs[-1].id if runs else None
+        return RunPage(runs, older=older, newer=runs[0].id if runs and more_newer else None)
+    if f.before is not None:
+        query = query.where(Run.id < f.before)
+    rows = session.scalars(query.order_by(Run.id.desc()).limit(f.limit + 1)).all()
+    runs = rows[: f.limit]
+    older = runs[-1].id if len(rows) > f.limit else None
+    newer = runs[0].id if runs and f.before is not None else None
+    return RunPage(runs, older=older, newer=newer)
+
+
+def active_runs(session: Session, f: RunFilter, workflow_ids: list[int], limit: int = 100) -> list[Run]:
+    """The runs `f` selects that are still pending, running or waiting, newest first."""
+    query = _matching(f, workflow_ids).where(Run.status.in_([s.value for s in ACTIVE]))
+    return session.scalars(query.options(selectinload(Run.version)).order_by(Run.id.desc()).limit(limit)).all()
+
+
+def count_runs(session: Session, f: RunFilter, workflow_ids: list[int], finished_only: bool = False) -> int:
+    """How many runs `f` selects, counted up to COUNT_CAP + 1 (never an unbounded COUNT)."""
+    query = _matching(f, workflow_ids).with_only_columns(Run.id)
+    if finished_only:
+        query = query.where(Run.status.in_([s.value for s in FINISHED]))
+    return session.scalar(sa.select(sa.func.count()).select_from(query.limit(COUNT_CAP + 1).subquery()))
+
+
+def queues_of(session: Session, workflow_ids: list[int]) -> list[str]:
+    """The queues the visible workflows run on, for the queue filter."""
+    return list(session.scalars(
+        sa.select(Workflow.queue).where(Workflow.id.in_(workflow_ids)).distinct().order_by(Workflow.queue)
+    ))
+
+
+def export_rows(session: Session, f: RunFilter, workflow_ids: list[int]):
+    """Every run `f` selects (no page), newest first, streamed from a server-side cursor, as tuples for CSV."""
+    query = (
+        _matching(f, workflow_ids)
+        .with_only_columns(
+            Run.id, Run.workflow_key, WorkflowVersion.number, Run.status, Run.trigger, Run.record_key, Run.queue,
+            Run.queued_at, Run.started_at, Run.finished_at, Run.error_code, Run.error_message, Run.replay_of_id,
+        )
+        .join(WorkflowVersion, WorkflowVersion.id == Run.version_id)
+        .order_by(Run.id.desc())
+        .execution_options(yield_per=1000)
+    )
+    return session.execute(query)

@@ -1,0 +1,191 @@
+"""Runs history: the global list, each workflow's history and GET /api/v1/runs, filtered by one RunFilter."""
+import html
+import re
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import LogEntry, Run, Workflow
+from app.timeutil import utcnow
+from tests.factories import issue_api_token, steps_workflow
+
+
+def insert_runs(app, key: str, count: int = 1, *, status="completed", age=timedelta(hours=1), record_key=None,
+                trigger="manual", queue="default", version=1) -> list[int]:
+    """Store finished (or any status) runs directly, without executing them; returns their ids, oldest first."""
+    with app.app_context():
+        workflow = db.session.scalar(sa.select(Workflow).where(Workflow.key == key))
+        version_id = next(v.id for v in workflow.versions if v.number == version)
+        when = utcnow() - age
+        rows = [Run(workflow_id=workflow.id, version_id=version_id, workflow_key=key, workflow_name=workflow.name,
+                    status=status, trigger=trigger, queue=queue, record_key=record_key,
+                    context={"key": record_key} if record_key else None, params={},
+                    queued_at=when, started_at=when, finished_at=when + timedelta(seconds=2))
+                for _ in range(count)]
+        db.session.add_all(rows)
+        db.session.commit()
+        return [r.id for r in rows]
+
+
+@pytest.fixture
+def two_workflows(load_workflow):
+    load_workflow(steps_workflow("alpha", [{"key": "a", "type": "noop"}]))
+    load_workflow(steps_workflow("beta", [{"key": "a", "type": "noop"}], kind="automated", queue="site-a"))
+
+
+def run_ids(html: str) -> list[int]:
+    """The run ids a page lists in its finished-runs table, in order."""
+    finished = html.split('id="finished-heading"', 1)[1]
+    return [int(n) for n in re.findall(r'href="/runs/(\d+)"', finished)]
+
+
+def test_the_list_shows_the_last_30_days_by_default_and_the_chip_removes_that(client, login_as, app, two_workflows):
+    login_as("operator")
+    old = insert_runs(app, "alpha", age=timedelta(days=40))
+    recent = insert_runs(app, "alpha", age=timedelta(days=2))
+    html = client.get("/runs").get_data(as_text=True)
+    assert run_ids(html) == recent
+    assert "Last 30 days" in html and 'href="/runs?range=all"' in html
+    assert run_ids(client.get("/runs?range=all").get_data(as_text=True)) == recent + old
+    assert run_ids(client.get("/runs?range=7d").get_data(as_text=True)) == recent
+
+
+def test_filters_by_status_trigger_type_queue_workflow_and_dates(client, login_as, app, two_workflows):
+    login_as("operator")
+    failed = insert_runs(app, "alpha", status="failed")
+    api = insert_runs(app, "alpha", trigger="api")
+    beta = insert_runs(app, "beta", queue="site-a", status="cancelled")
+    last_week = insert_runs(app, "alpha", age=timedelta(days=8))
+    assert set(run_ids(client.get("/runs?status=failed&status=cancelled").get_data(as_text=True))) == set(
+        failed + beta)
+    assert run_ids(client.get("/runs?trigger=api").get_data(as_text=True)) == api
+    assert run_ids(client.get("/runs?kind=automated").get_data(as_text=True)) == beta
+    assert run_ids(client.get("/runs?queue=site-a").get_data(as_text=True)) == beta
+    assert set(run_ids(client.get("/runs?workflow=alpha").get_data(as_text=True))) == set(failed + api + last_week)
+    day = (utcnow() - timedelta(days=8)).date().isoformat()
+    html = client.get(f"/runs?since={day}&until={day}").get_data(as_text=True)
+    assert run_ids(html) == last_week
+    assert f"{day} to {day}" in html  # the chip says which dates
+
+
+def test_the_key_box_finds_runs_by_their_record_or_by_their_log_lines(client, login_as, app, two_workflows):
+    login_as("operator")
+    by_record = insert_runs(app, "alpha", record_key="INV-2291")
+    by_log = insert_runs(app, "beta")
+    insert_runs(app, "alpha", record_key="INV-9999")
+    with app.app_context():
+        db.session.add(LogEntry.line(by_log[0], "info", "posted", record_key="INV-2291"))
+        db.session.commit()
+    html = client.get("/runs?key=INV-2291").get_data(as_text=True)
+    assert set(run_ids(html)) == set(by_record + by_log)
+    assert "Key: INV-2291" in html and "INV-2291</td>" in html  # the chip, and the Context column
+
+
+def test_active_runs_have_their_own_section_that_polls_only_while_there_are_any(client, login_as, app, two_workflows):
+    login_as("operator")
+    insert_runs(app, "alpha")
+    html = client.get("/runs").get_data(as_text=True)
+    active = html.split('id="active-runs"', 1)[1].split("</section>", 1)[0]
+    assert "hx-trigger" not in active and "No run is pending" in active
+    pending = insert_runs(app, "alpha", status="pending")
+    html = client.get("/runs").get_data(as_text=True)
+    active = html.split('id="active-runs"', 1)[1].split("</section>", 1)[0]
+    assert 'hx-trigger="every 2s"' in active and f"#{pending[0]}" in active
+    assert pending[0] not in run_ids(html)  # not among the finished ones
+    fragment = client.get("/runs?section=active", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert '<section id="active-runs"' in fragment and "<html" not in fragment
+
+
+def test_older_and_newer_pages_by_keyset_with_an_exact_count(client, login_as, app, two_workflows):
+    login_as("operator")
+    ids = insert_runs(app, "alpha", 120)
+    first = client.get("/runs").get_data(as_text=True)
+    assert run_ids(first) == ids[::-1][:50]
+    assert "120 runs" in first
+    older = re.search(r'href="(/runs\?before=\d+)" rel="next"', first).group(1)
+    second = client.get(older).get_data(as_text=True)
+    assert run_ids(second) == ids[::-1][50:100]
+    newer = re.search(r'href="(/runs\?after=\d+)" rel="prev"', second).group(1)
+    assert run_ids(client.get(newer).get_data(as_text=True)) == ids[::-1][:50]
+
+
+def test_the_count_stops_at_its_cap(client, login_as, app, two_workflows, monkeypatch):
+    from app.queries import runs as runs_queries
+
+    login_as("operator")
+    insert_runs(app, "alpha", 7)
+    monkeypatch.setattr(runs_queries, "COUNT_CAP", 5)
+    assert "5+ runs" in client.get("/runs").get_data(as_text=True)
+
+
+def test_a_list_page_costs_the_same_queries_for_5_rows_as_for_50(client, login_as, app, two_workflows):
+    login_as("operator")
+
+    def statements(path):
+        seen = []
+        with app.app_context():
+            engine = db.engine
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        sa.event.listen(engine, "before_cursor_execute", listener)
+        try:
+            assert client.get(path).status_code == 200
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", listener)
+        return len(seen)
+
+    insert_runs(app, "alpha", 5)
+    insert_runs(app, "beta", 5, status="pending")
+    few = statements("/runs")
+    insert_runs(app, "alpha", 45)
+    insert_runs(app, "beta", 45, status="running")
+    assert statements("/runs") == few
+
+
+def test_a_workflow_history_filters_by_version_and_hides_what_the_user_may_not_see(
+    client, login_as, app, load_workflow,
+):
+    definition = steps_workflow("gamma", [{"key": "a", "type": "noop"}])
+    load_workflow(definition)
+    load_workflow({**definition, "description": "changed"})
+    load_workflow(steps_workflow("secret", [{"key": "a", "type": "noop"}], allowed_roles=["admin"]))
+    v1 = insert_runs(app, "gamma", version=1)
+    v2 = insert_runs(app, "gamma", version=2)
+    hidden = insert_runs(app, "secret")
+    login_as("operator")
+    assert set(run_ids(client.get("/workflows/gamma/history").get_data(as_text=True))) == set(v1 + v2)
+    assert run_ids(client.get("/workflows/gamma/history?version=1").get_data(as_text=True)) == v1
+    assert client.get("/workflows/secret/history").status_code == 404
+    assert hidden[0] not in run_ids(client.get("/runs?range=all").get_data(as_text=True))
+
+
+@pytest.mark.parametrize("query, field", [
+    ("status=done", "status"), ("since=yesterday", "since"), ("until=2026-13-01", "until"), ("range=year", "range"),
+    ("before=-1", "before"), ("trigger=cron", "trigger"), ("version=x", "version"), ("key=" + "k" * 121, "key"),
+    ("since=2026-11-20&until=2026-11-01", "until"),
+])
+def test_a_bad_filter_is_400_naming_it(client, login_as, app, two_workflows, query, field):
+    login_as("operator")
+    response = client.get(f"/runs?{query}")
+    assert response.status_code == 400 and f"'{field}'" in html.unescape(response.get_data(as_text=True))
+    token = issue_api_token(app, "operator@test.example")
+    api = client.get(f"/api/v1/runs?{query}", headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 400 and field in api.get_json()["fields"]
+
+
+def test_the_api_lists_runs_with_the_same_filters_and_a_next_link(client, make_user, app, two_workflows):
+    token = issue_api_token(app, make_user("viewer"))
+    headers = {"Authorization": f"Bearer {token}"}
+    ids = insert_runs(app, "alpha", 5, record_key="INV-7")
+    insert_runs(app, "beta", 3)
+    body = client.get("/api/v1/runs?workflow=alpha&key=INV-7&limit=2", headers=headers).get_json()
+    assert [r["id"] for r in body["runs"]] == ids[::-1][:2]
+    assert body["runs"][0]["record"] == {"key": "INV-7"} and body["runs"][0]["workflow"] == "alpha"
+    following = body["next"]
+    assert "before=" in following and "workflow=alpha" in following and "limit=2" in following
+    page2 = client.get(following.replace("http://localhost", ""), headers=headers).get_json()
+    assert [r["id"] for r in page2["runs"]] == ids[::-1][2:4]
+    assert client.get("/api/v1/runs?limit=201", headers=headers).status_code == 400
+    assert client.get("/api/v1/runs?colour=red", headers=headers).get_json()["fields"] == {
+        "colour": "is not a filter of the runs list"}
