@@ -368,8 +368,10 @@ def test_every_page_is_accessible_and_fits_at(page, demo_workflows, make_user, w
     check("workflow")
     page.get_by_role("button", name="Start run").click()
     check("run-form-errors")
-    page.goto("/runs")
+    page.goto("/runs?status=failed&status=completed&trigger=manual")
     check("runs")
+    page.goto("/workflows/payment-reminders/history")
+    check("history")
     page.goto("/account")
     check("account")
 
@@ -399,3 +401,44 @@ def test_cookies_copied_before_sign_out_no_longer_sign_anyone_in(page, browser, 
         expect(other.get_by_role("heading", name="Sign in")).to_be_visible()
     finally:
         thief.close()
+
+
+def test_find_a_run_by_its_record_key_and_share_the_filtered_list(page, app, demo_workflows, make_user,
+                                                                   worker_processes):
+    """An operator types a record key, ticks a status, gets a URL to share, and removes a filter by its chip."""
+    from playwright.sync_api import expect
+
+    from tests.factories import issue_api_token
+
+    email = make_user("operator")
+    token = issue_api_token(app, email)
+    wanted = app.test_client().post(
+        "/api/v1/workflows/sandbox-health/runs", json={"record": {"key": "INV-2291"}},
+        headers={"Authorization": f"Bearer {token}"}).get_json()["id"]
+    app.test_client().post("/api/v1/workflows/sandbox-health/runs", json={"record": {"key": "INV-1000"}},
+                           headers={"Authorization": f"Bearer {token}"})
+    sign_in(page, email)
+    page.goto("/runs")
+    finished = page.locator("#runs-results section").filter(has=page.get_by_role("heading", name="Finished runs"))
+    expect(finished.locator("tbody tr")).to_have_count(2, timeout=WORK_TIMEOUT_MS)
+    mark_page(page)
+
+    page.get_by_label("Key").fill("INV-2291")
+    expect(page).to_have_url(re.compile(r"key=INV-2291"))
+    expect(finished.locator("tbody tr")).to_have_count(1)
+    expect(finished.get_by_role("link", name=f"#{wanted}")).to_be_visible()
+    page.get_by_label("Completed").check()
+    expect(page).to_have_url(re.compile(r"status=completed"))
+    expect(page.get_by_role("link", name="Remove filter Key: INV-2291")).to_be_visible()
+    assert_not_reloaded(page)
+    shared = page.url
+
+    other = page.context.new_page()  # the shared URL shows the same list
+    other.goto(shared)
+    expect(other.locator("#runs-results tbody tr").filter(has=other.get_by_role("link", name=f"#{wanted}"))).to_have_count(1)
+    other.close()
+
+    page.get_by_role("link", name="Remove filter Key: INV-2291").click()
+    expect(page).not_to_have_url(re.compile(r"key="))
+    expect(finished.locator("tbody tr")).to_have_count(2)
+    assert_accessible(page, "runs-filtered")

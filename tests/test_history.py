@@ -189,3 +189,20 @@ def test_the_api_lists_runs_with_the_same_filters_and_a_next_link(client, make_u
     assert client.get("/api/v1/runs?limit=201", headers=headers).status_code == 400
     assert client.get("/api/v1/runs?colour=red", headers=headers).get_json()["fields"] == {
         "colour": "is not a filter of the runs list"}
+
+
+def test_a_poll_that_sees_a_run_finish_asks_the_finished_list_to_refresh(client, login_as, app, two_workflows):
+    login_as("operator")
+    pending = insert_runs(app, "alpha", status="pending")
+    first = client.get("/runs?section=active", headers={"HX-Request": "true"})
+    seen = re.search(r"seen=([0-9.]+|none)", first.get_data(as_text=True)).group(1)
+    assert seen == str(pending[0]) and "HX-Trigger" not in first.headers
+    assert "HX-Trigger" not in client.get(f"/runs?section=active&seen={seen}").headers  # nothing changed
+    with app.app_context():
+        db.session.execute(sa.update(Run).values(status="completed"))
+        db.session.commit()
+    changed = client.get(f"/runs?section=active&seen={seen}")
+    assert changed.headers["HX-Trigger"] == "runs-changed"
+    assert "hx-trigger" not in changed.get_data(as_text=True)  # nothing active: polling stops
+    finished = client.get("/runs?section=finished").get_data(as_text=True)
+    assert finished.lstrip().startswith("{#") is False and f"#{pending[0]}" in finished

@@ -2,7 +2,7 @@
 from dataclasses import replace
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.engine.definition import KINDS, TRIGGERS
@@ -42,15 +42,22 @@ def _history(f: RunFilter, workflow: Workflow | None):
     ids = visible_workflow_ids(db.session, current_user)
     endpoint, fixed = ("runs.history", {"key": workflow.key}) if workflow else ("runs.index", {})
     active = runs_queries.active_runs(db.session, f, ids)
-    query = f.to_args().to_dict(flat=False)
+    query = f.to_args(before=f.before, after=f.after).to_dict(flat=False)
+    # Which runs are active, so a poll can tell when one has finished and the finished list must refresh.
+    active_seen = ".".join(str(r.id) for r in active) or "none"
     context = {
         "filter": f, "workflow": workflow, "endpoint": endpoint, "fixed": fixed, "active": active,
+        "active_seen": active_seen,
         "url": lambda args: url_for(endpoint, **fixed, **args.to_dict(flat=False)),
         "clear_url": url_for(endpoint, **fixed),
-        "active_url": url_for(endpoint, **fixed, **query, section="active"),
+        "section_url": lambda section: url_for(endpoint, **fixed, **query, section=section),
     }
-    if request.args.get("section") == "active":
-        return render_template("runs/_active.html", **context)
+    section = request.args.get("section")
+    if section == "active":
+        response = make_response(render_template("runs/_active.html", **context))
+        if request.args.get("seen", active_seen) != active_seen:
+            response.headers["HX-Trigger"] = "runs-changed"
+        return response
     page = runs_queries.runs_page(db.session, f, ids, finished_only=True)
     context.update(
         page=page,
@@ -61,6 +68,8 @@ def _history(f: RunFilter, workflow: Workflow | None):
         workflows=[] if workflow else visible_workflows(db.session, current_user),
         versions=[v.number for v in workflow.versions] if workflow else [],
     )
+    if section == "finished":
+        return render_template("runs/_finished.html", **context)
     if htmx and htmx.target == "runs-results" and not htmx.history_restore_request:
         return render_template("runs/_results.html", **context)
     return render_template("runs/list.html", **context)
