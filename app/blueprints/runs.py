@@ -10,12 +10,14 @@ from app.engine.states import ACTIVE, RunStatus
 from app.extensions import db, htmx, queues
 from app.models import LogEntry, Run, Workflow
 from app.queries import runs as runs_queries
+from app.queries.csv import csv_response
 from app.queries.filters import RANGES, RunFilter
 from app.models.log import LEVEL_RANK, LEVELS
 from app.security import (
     Capability, can, get_run_or_404, get_workflow_or_404, requires, visible_workflow_ids, visible_workflows,
 )
 from app.services.runs import PermissionDenied, cancel_run
+from app.timeutil import utcnow
 from app.web.inputs import id_arg
 
 bp = Blueprint("runs", __name__)
@@ -38,6 +40,38 @@ def history(key: str):
     return _history(replace(f, workflows=(workflow.key,)), workflow=workflow)
 
 
+@bp.get("/runs.csv")
+@requires(Capability.EXPORT_DATA)
+def export():
+    """Download the runs the filters select (all of them, not a page) as CSV, streamed."""
+    return _export(RunFilter.from_args(request.args), "runs")
+
+
+@bp.get("/workflows/<key>/history.csv")
+@requires(Capability.EXPORT_DATA)
+def export_history(key: str):
+    """Download one workflow's filtered runs as CSV, streamed."""
+    workflow = get_workflow_or_404(db.session, key, current_user)
+    return _export(replace(RunFilter.from_args(request.args), workflows=(workflow.key,)), f"{workflow.key}-runs")
+
+
+RUN_CSV_HEADER = ["run", "workflow", "version", "status", "trigger", "context key", "queue", "queued at",
+                  "started at", "finished at", "duration seconds", "error code", "error message", "replay of"]
+
+
+def _export(f: RunFilter, what: str):
+    rows = runs_queries.export_rows(db.session, f, visible_workflow_ids(db.session, current_user))
+
+    def lines():
+        for (run_id, key, version, status, trigger, record_key, queue, queued, started, finished, code,
+             message, replay_of) in rows:
+            duration = round((finished - started).total_seconds(), 3) if started and finished else None
+            yield (run_id, key, version, status, trigger, record_key, queue, queued, started, finished, duration,
+                   code, message, replay_of)
+
+    return csv_response(f"flowdesk-{what}-{utcnow():%Y-%m-%d}.csv", RUN_CSV_HEADER, lines())
+
+
 def _history(f: RunFilter, workflow: Workflow | None):
     ids = visible_workflow_ids(db.session, current_user)
     endpoint, fixed = ("runs.history", {"key": workflow.key}) if workflow else ("runs.index", {})
@@ -50,6 +84,8 @@ def _history(f: RunFilter, workflow: Workflow | None):
         "active_seen": active_seen,
         "url": lambda args: url_for(endpoint, **fixed, **args.to_dict(flat=False)),
         "clear_url": url_for(endpoint, **fixed),
+        "export_url": url_for("runs.export_history" if workflow else "runs.export", **fixed,
+                              **f.to_args().to_dict(flat=False)),
         "section_url": lambda section: url_for(endpoint, **fixed, **query, section=section),
     }
     section = request.args.get("section")
