@@ -112,7 +112,8 @@ def test_search_combines_with_the_level_filter_and_both_stay_in_the_url(app, mak
     other = ids["Unrelated INV-9999 mention"]
     assert _shown(client, searched_run, q="invoice_id:INV-9999", level="warning") == [other]
     assert _shown(client, searched_run, q="invoice_id:INV-9999", level="error") == []
-    assert _shown(client, searched_run, q="ledger", level="error") == [ids['Ledger refused 50% discount_code, "SPRING"']]
+    discount = ids['Ledger refused 50% discount_code, "SPRING"']
+    assert _shown(client, searched_run, q="ledger", level="error") == [discount]
 
     # The panel tells htmx to put the run page with this filter in the address bar.
     response = client.get(f"/runs/{searched_run}/log?level=warning&q=INV-9999", headers=HX)
@@ -361,7 +362,8 @@ def test_bad_dates_are_400_naming_the_field(app, make_user, searched_run, query,
     for path in ("/workflows/invoice-post/errors.csv", "/workflows/invoice-post/logs"):
         response = client.get(f"{path}?{query}")
         assert response.status_code == 400
-        assert f"&#39;{field}&#39;" in response.get_data(as_text=True) or f"'{field}'" in response.get_data(as_text=True)
+        text = response.get_data(as_text=True)
+        assert f"&#39;{field}&#39;" in text or f"'{field}'" in text
 
 
 def test_http_steps_log_request_and_answer_as_a_technical_line_with_credentials_masked(

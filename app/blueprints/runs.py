@@ -5,7 +5,7 @@ from flask_login import current_user
 
 from app.engine.states import ACTIVE, RunStatus
 from app.extensions import db, htmx, queues
-from app.models import LogEntry, Run
+from app.models import Run
 from app.models.log import LEVELS
 from app.queries.csv import csv_response
 from app.queries.logs import RUN_LOG_COLUMNS, LogFilter, run_log_query, run_log_rows

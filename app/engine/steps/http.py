@@ -163,7 +163,8 @@ class _Target:
                 "with the raw_url filter: {{ params.url | raw_url }}.",
             )
         if not parts.hostname:
-            raise StepFailure("HTTP_BAD_URL", f"{method} {mask_url(url)}: the URL names no host", "Check the step's URL.")
+            raise StepFailure("HTTP_BAD_URL", f"{method} {mask_url(url)}: the URL names no host",
+                              "Check the step's URL.")
         host = parts.hostname
         port = port or DEFAULT_PORTS[scheme]
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
