@@ -8,11 +8,12 @@ from flask_login import current_user
 from app.engine.definition import KINDS, TRIGGERS
 from app.engine.states import ACTIVE, RunStatus
 from app.extensions import db, htmx, queues
-from app.models import LogEntry, Run, Workflow
+from app.models import Run, Workflow
+from app.models.log import LEVELS
 from app.queries import runs as runs_queries
 from app.queries.csv import csv_response
 from app.queries.filters import RANGES, RunFilter
-from app.models.log import LEVEL_RANK, LEVELS
+from app.queries.logs import RUN_LOG_COLUMNS, LogFilter, run_log_query, run_log_rows
 from app.security import (
     Capability, can, get_run_or_404, get_workflow_or_404, requires, visible_workflow_ids, visible_workflows,
 )
@@ -128,7 +129,7 @@ def detail(run_id: int):
     context = _panel_context(run)
     if htmx and htmx.target == "run-panel" and not htmx.history_restore_request:
         return render_template("runs/_run.html", **context)
-    context.update(_log_context(run, after=0, level=request.args.get("level", "debug")))
+    context.update(_log_context(run, after=0, log_filter=LogFilter.from_args(request.args)))
     return render_template("runs/detail.html", **context)
 
 
@@ -137,28 +138,18 @@ def _panel_context(run: Run) -> dict:
     return {"run": run, "steps": run.steps, "workers": workers}
 
 
-def _log_context(run: Run, after: int, level: str) -> dict:
-    if level not in LEVELS:
-        level = "debug"
+def _log_context(run: Run, after: int, log_filter: LogFilter) -> dict:
     # Read the status before the lines: a run's last lines commit with its final status.
     live = run.status in {s.value for s in ACTIVE}
-    query = (
-        sa.select(LogEntry)
-        .where(LogEntry.run_id == run.id, LogEntry.id > after)
-        .order_by(LogEntry.id)
-        .limit(LOG_PAGE)
-    )
-    if level != "debug":
-        query = query.where(LogEntry.level_rank >= LEVEL_RANK[level])
-    if not can(current_user, Capability.VIEW_TECHNICAL_LOGS):
-        query = query.where(LogEntry.technical.is_(False))
-    lines = db.session.scalars(query).all()
+    technical = can(current_user, Capability.VIEW_TECHNICAL_LOGS)
+    lines = db.session.scalars(run_log_query(run.id, log_filter, technical, after).limit(LOG_PAGE)).all()
     more = len(lines) == LOG_PAGE
     return {
         "run": run,
         "lines": lines,
         "last_id": lines[-1].id if lines else after,
-        "level": level,
+        "filter": log_filter,
+        "level": log_filter.level,
         "levels": LEVELS,
         "live": live,
         "more": more,
@@ -168,16 +159,31 @@ def _log_context(run: Run, after: int, level: str) -> dict:
 @bp.get("/runs/<int:run_id>/log")
 @requires(Capability.VIEW_RUNS)
 def log(run_id: int):
-    """The job log: the whole panel (for a level change) or, with ?after=ID, only the newer lines."""
+    """The job log: the whole panel (for a new level or search) or, with ?after=ID, only the newer lines."""
     run = get_run_or_404(db.session, run_id, current_user)
     after = id_arg("after")
-    level = request.args.get("level", "debug")
+    log_filter = LogFilter.from_args(request.args)
     if after is not None:
-        return render_template("runs/_log_rows.html", **_log_context(run, after=after, level=level))
-    context = _log_context(run, after=0, level=level)
-    if htmx:
-        return render_template("runs/_log.html", **context)
-    return redirect(url_for("runs.detail", run_id=run.id, level=level))
+        return render_template("runs/_log_rows.html", **_log_context(run, after=after, log_filter=log_filter))
+    page_url = url_for("runs.detail", run_id=run.id, **log_filter.to_args())
+    if not htmx:
+        return redirect(page_url)
+    context = _log_context(run, after=0, log_filter=log_filter)
+    response = make_response(render_template("runs/_log.html", **context))
+    # The address bar shows the run page with this filter, so it can be bookmarked, shared and reloaded.
+    response.headers["HX-Push-Url"] = page_url
+    return response
+
+
+@bp.get("/runs/<int:run_id>/log.csv")
+@requires(Capability.EXPORT_DATA)
+def log_csv(run_id: int):
+    """Download exactly the log lines the run page shows for this filter, as CSV."""
+    run = get_run_or_404(db.session, run_id, current_user)
+    log_filter = LogFilter.from_args(request.args)
+    technical = can(current_user, Capability.VIEW_TECHNICAL_LOGS)
+    filename = f"flowdesk-run-{run.id}-log-{utcnow():%Y-%m-%d}.csv"
+    return csv_response(filename, RUN_LOG_COLUMNS, run_log_rows(db.session, run.id, log_filter, technical))
 
 
 @bp.post("/runs/<int:run_id>/cancel")

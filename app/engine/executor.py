@@ -236,7 +236,7 @@ class _Walk:
         try:
             result = step_type.execute(rendered, env)
         except StepFailure as exc:
-            return self.fail(sr, exc.code, exc.message, exc.suggested_fix, detail=exc.detail)
+            return self.fail(sr, exc.code, exc.message, exc.suggested_fix, detail=exc.detail, output=exc.output)
         except ExpressionError as exc:
             return self.fail(
                 sr, "EXPRESSION_ERROR", f"The expression could not be evaluated: {exc}",
@@ -250,6 +250,8 @@ class _Walk:
             )
         for level, message, meta in result.logs:
             self.log(level, message, sr, meta, record_key=result.record_key)
+        for level, message, meta in result.technical_logs:
+            self.log(level, message, sr, meta, technical=True, record_key=result.record_key)
         sr.output = result.output
         if result.park_until is not None:
             return self.park(sr, result.park_until)
@@ -290,9 +292,11 @@ class _Walk:
 
     def fail(
         self, sr: StepRun, code: str, message: str, fix: str | None, trace: str | None = None,
-        detail: str | None = None,
+        detail: str | None = None, output: dict | None = None,
     ) -> Outcome:
         sr.status = StepStatus.FAILED.value
+        if output is not None:
+            sr.output = output
         sr.finished_at = utcnow()
         sr.error_code = code
         sr.error_message = message

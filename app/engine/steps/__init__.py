@@ -11,13 +11,18 @@ from app.security.outbound import OutboundPolicy
 class StepFailure(Exception):
     """A step failed in a way the user can act on: a code, a message and, when known, a fix."""
 
-    def __init__(self, code: str, message: str, suggested_fix: str | None = None, detail: str | None = None):
+    def __init__(
+        self, code: str, message: str, suggested_fix: str | None = None, detail: str | None = None,
+        output: dict | None = None,
+    ):
         super().__init__(message)
         self.code = code
         self.message = message
         self.suggested_fix = suggested_fix
-        # What went wrong underneath (the socket's own error): logged as a technical line for support.
+        # What went wrong underneath (the socket's own error, the request and answer): a technical line for support.
         self.detail = detail
+        # What the step got before it failed (an HTTP answer): kept on the failed step run.
+        self.output = output
 
 
 @dataclass
@@ -31,6 +36,8 @@ class StepResult:
     logs: list[tuple[str, str, dict | None]] = field(default_factory=list)
     # The record key the step's log lines carry instead of the run's own (a log step's `record_key`).
     record_key: str | None = None
+    # Technical lines (level, message, meta) for support only: an HTTP request and its answer.
+    technical_logs: list[tuple[str, str, dict | None]] = field(default_factory=list)
 
 
 @dataclass

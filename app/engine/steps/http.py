@@ -10,11 +10,16 @@ import urllib3
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from app.engine.steps import StepEnv, StepFailure, StepResult, StepType, require_text
+from app.security.masking import mask_headers, mask_url
 from app.security.outbound import OutboundBlocked, OutboundUnreachable
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 MAX_TEXT = 100_000
 MAX_BODY = 10 * 1024 * 1024  # bytes read from an answer; the rest is dropped
+LOGGED_BODY = 2048  # characters of an answer's body in the technical log line
+GENERIC_FIX = "Check the request's URL, parameters and credentials against the service's answer."
+MESSAGE_FIELDS = ("error", "message", "detail", "error_description", "title", "reason")
+VALUES_WORDS = ("known", "valid", "allowed", "options", "accepted", "supported", "choices")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 UNREACHABLE_FIX = ("Check the URL and that the service is reachable from the workers; support staff see the exact "
                    "network error in the job log.")
@@ -39,17 +44,18 @@ class HttpRequestStep(StepType):
     def execute(self, settings, env):
         method = str(settings.get("method", "GET")).upper()
         url = str(settings["url"])
+        shown = mask_url(url)
         timeout = float(settings.get("timeout") or env.http_timeout)
         target = _Target.parse(method, url)
         try:
             address = env.outbound.check(target.host, target.port, target.path)
         except OutboundBlocked as exc:
             raise StepFailure(
-                "HTTP_BLOCKED", f"{method} {url}: {exc}",
+                "HTTP_BLOCKED", f"{method} {shown}: {exc}",
                 "Use a public address, or ask an administrator to allow this destination.",
             ) from None
         except OutboundUnreachable as exc:
-            raise StepFailure("HTTP_CONNECTION", f"{method} {url}: {exc}", UNREACHABLE_FIX, exc.detail) from None
+            raise StepFailure("HTTP_CONNECTION", f"{method} {shown}: {exc}", UNREACHABLE_FIX, exc.detail) from None
         headers = {"Host": target.host_header, **target.auth_header}
         headers.update({str(k): str(v) for k, v in (settings.get("headers") or {}).items()})
         body = None
@@ -63,13 +69,14 @@ class HttpRequestStep(StepType):
             status, reason, answer_headers, raw, truncated = _send(target, address, method, body, headers, timeout)
         except ReadTimeoutError:
             raise StepFailure(
-                "HTTP_TIMEOUT", f"{method} {url} did not answer within {timeout:g} s",
+                "HTTP_TIMEOUT", f"{method} {shown} did not answer within {timeout:g} s",
                 "Check that the service is up, or raise the step's timeout.",
+                _exchange(method, shown, headers, None),
             ) from None
         except (HTTPError, OSError) as exc:
             raise StepFailure(
-                "HTTP_CONNECTION", f"{method} {url}: could not connect to {target.display}", UNREACHABLE_FIX,
-                f"{method} {url} ({address}): {type(exc).__name__}: {exc}",
+                "HTTP_CONNECTION", f"{method} {shown}: could not connect to {target.display}", UNREACHABLE_FIX,
+                f"{method} {shown} ({address}): {type(exc).__name__}: {exc}",
             ) from None
         elapsed_ms = round((time.monotonic() - started) * 1000)
         text = _decode(raw, answer_headers.get("Content-Type", ""))
@@ -80,14 +87,56 @@ class HttpRequestStep(StepType):
             parsed = _strict_json(text)
             if parsed is not _INVALID:
                 output["json"] = parsed
-        logs = [("info", f"{method} {url} answered {status} in {elapsed_ms} ms", None)]
+        answer = (status, reason, answer_headers, text, elapsed_ms)
+        exchange = _exchange(method, shown, headers, answer)
         if status >= 400 and settings.get("fail_on_error", True):
             raise StepFailure(
-                f"HTTP_{status}",
-                f"{method} {url} answered {status} {reason}: {text[:300]}",
-                "Check the request's URL, parameters and credentials against the service's answer.",
+                f"HTTP_{status}", f"{method} {shown} answered {status} {reason}: {text[:300]}",
+                suggested_fix(output.get("json")), exchange, output,
             )
-        return StepResult(output=output, logs=logs)
+        logs = [("info", f"{method} {shown} answered {status} in {elapsed_ms} ms", None)]
+        technical = [("debug", exchange, {"status": status})]
+        return StepResult(output=output, logs=logs, technical_logs=technical)
+
+
+def _exchange(method: str, shown_url: str, headers: dict, answer: tuple | None) -> str:
+    """The request and its answer as support reads them: credentials masked, the body's first 2 KB."""
+    lines = [f"Request: {method} {shown_url}"]
+    lines += [f"  {name}: {value}" for name, value in mask_headers(headers).items()]
+    if answer is None:
+        lines.append("Response: none")
+        return "\n".join(lines)
+    status, reason, answer_headers, text, elapsed_ms = answer
+    lines.append(f"Response: {status} {reason} in {elapsed_ms} ms".rstrip())
+    lines += [f"  {name}: {value}" for name, value in mask_headers(answer_headers).items()]
+    more = f" (first {LOGGED_BODY} of {len(text)} characters)" if len(text) > LOGGED_BODY else ""
+    lines.append(f"Body{more}:")
+    lines.append(text[:LOGGED_BODY])
+    return "\n".join(lines)
+
+
+def suggested_fix(answer) -> str:
+    """A fix that quotes what the service said (its error message, the values it accepts) when it said so."""
+    if not isinstance(answer, dict):
+        return GENERIC_FIX
+    parts = []
+    for name in MESSAGE_FIELDS:
+        said = answer.get(name)
+        if isinstance(said, dict):
+            said = said.get("message")
+        if isinstance(said, str) and said.strip():
+            parts.append(f'The service said: "{said.strip()[:300]}".')
+            break
+    for name, values in answer.items():
+        if isinstance(values, list) and values and any(w in name.lower() for w in VALUES_WORDS):
+            accepted = [str(v) for v in values if isinstance(v, (str, int, float))][:20]
+            if accepted:
+                parts.append(f"The service accepts: {', '.join(accepted)}. Change the step's settings or "
+                             "parameters to one of these.")
+                break
+    if not parts:
+        return GENERIC_FIX
+    return " ".join(parts)
 
 
 class _Target:
@@ -104,17 +153,18 @@ class _Target:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise StepFailure("HTTP_BAD_URL", f"{method} {url}: the URL is malformed ({exc})",
+            raise StepFailure("HTTP_BAD_URL", f"{method} {mask_url(url)}: the URL is malformed ({exc})",
                               "Check the step's URL.") from None
         scheme = parts.scheme.lower()
         if scheme not in DEFAULT_PORTS:
             raise StepFailure(
-                "HTTP_BLOCKED", f"{method} {url}: only http and https URLs are allowed",
+                "HTTP_BLOCKED", f"{method} {mask_url(url)}: only http and https URLs are allowed",
                 "Start the URL with http:// or https://. A placeholder that supplies a whole URL must say so "
                 "with the raw_url filter: {{ params.url | raw_url }}.",
             )
         if not parts.hostname:
-            raise StepFailure("HTTP_BAD_URL", f"{method} {url}: the URL names no host", "Check the step's URL.")
+            raise StepFailure("HTTP_BAD_URL", f"{method} {mask_url(url)}: the URL names no host",
+                              "Check the step's URL.")
         host = parts.hostname
         port = port or DEFAULT_PORTS[scheme]
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

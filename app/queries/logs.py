@@ -1,0 +1,237 @@
+"""Job log queries: the search and level filter of a run's log, its CSV export, and log lines across a workflow's
+runs (find by key or text, export errors by date). The page, its live tail and the exports all build on
+`log_conditions`, so they show the same lines."""
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.models import LogEntry, Run
+from app.models.log import LEVEL_RANK, LEVELS
+from app.models.run import StepRun
+from app.timeutil import utcnow
+from app.web.inputs import BadInput
+
+MAX_SEARCH = 200  # characters in a search
+MAX_TERMS = 8
+DEFAULT_DAYS = 30  # a workflow-wide search or error export covers the last 30 days unless told otherwise
+_TOKEN = re.compile(r'"([^"]*)"|(\S+)')
+_FIELD = re.compile(r"([A-Za-z_][A-Za-z0-9_.\-]{0,63}):(.+)")
+
+
+@dataclass(frozen=True)
+class Term:
+    """One search term: free `text` (message or record key), a record `key`, or a metadata `name` equal to `value`."""
+
+    kind: str  # "text" | "key" | "meta"
+    value: str
+    name: str = ""
+
+
+def parse_search(q: str) -> list[Term]:
+    """Split a search into terms: `key:INV-2291`, `invoice_id:INV-2291`, `"quoted text"` or a bare word."""
+    terms = []
+    for match in _TOKEN.finditer(q):
+        quoted, word = match.groups()
+        if quoted is not None:
+            if quoted.strip():
+                terms.append(Term("text", quoted.strip()))
+            continue
+        found = _FIELD.fullmatch(word)
+        if found and found.group(1).lower() == "key":
+            terms.append(Term("key", found.group(2)))
+        elif found:
+            terms.append(Term("meta", found.group(2), found.group(1)))
+        else:
+            terms.append(Term("text", word))
+    return terms
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """What a job log shows: lines at `level` and above that match every term of the search `q`."""
+
+    level: str = "debug"
+    q: str = ""
+    terms: tuple[Term, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> "LogFilter":
+        """Read `level` and `q` from a query string; an unknown level means all levels, a search too long is 400."""
+        level = args.get("level", "debug")
+        if level not in LEVELS:
+            level = "debug"
+        q = " ".join(args.get("q", "").split())
+        if len(q) > MAX_SEARCH:
+            problem = f"must be at most {MAX_SEARCH} characters"
+            raise BadInput(f"The search {problem}.", {"q": problem})
+        terms = tuple(parse_search(q))
+        if len(terms) > MAX_TERMS:
+            problem = f"may have at most {MAX_TERMS} terms"
+            raise BadInput(f"The search {problem}.", {"q": problem})
+        return cls(level, q, terms)
+
+    def to_args(self) -> dict[str, str]:
+        """The query-string arguments that give this filter back (defaults left out)."""
+        args = {}
+        if self.level != "debug":
+            args["level"] = self.level
+        if self.q:
+            args["q"] = self.q
+        return args
+
+    @property
+    def active(self) -> bool:
+        return bool(self.to_args())
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def term_condition(term: Term):
+    """The SQL condition for one search term (the same on SQLite and PostgreSQL)."""
+    if term.kind == "key":
+        return LogEntry.record_key == term.value
+    if term.kind == "meta":
+        return sa.cast(LogEntry.meta[term.name].as_string(), sa.Text) == term.value
+    return sa.or_(LogEntry.message.ilike(_like(term.value), escape="\\"), LogEntry.record_key == term.value)
+
+
+def log_conditions(log_filter: LogFilter, technical: bool) -> list:
+    """The WHERE conditions for a filter; without `technical`, technical lines are left out."""
+    conditions = [term_condition(t) for t in log_filter.terms]
+    if log_filter.level != "debug":
+        conditions.append(LogEntry.level_rank >= LEVEL_RANK[log_filter.level])
+    if not technical:
+        conditions.append(LogEntry.technical.is_(False))
+    return conditions
+
+
+def _run_conditions(run_id: int, log_filter: LogFilter, technical: bool, after: int = 0) -> list:
+    return [LogEntry.run_id == run_id, LogEntry.id > after, *log_conditions(log_filter, technical)]
+
+
+def run_log_query(run_id: int, log_filter: LogFilter, technical: bool, after: int = 0) -> sa.Select:
+    """A run's log lines that the filter shows, oldest first, after line id `after`."""
+    return sa.select(LogEntry).where(*_run_conditions(run_id, log_filter, technical, after)).order_by(LogEntry.id)
+
+
+RUN_LOG_COLUMNS = ["time", "level", "step", "record_key", "message", "metadata"]
+
+
+def run_log_rows(session: Session, run_id: int, log_filter: LogFilter, technical: bool) -> Iterator[tuple]:
+    """The CSV rows of a run's filtered log (the lines `run_log_query` gives), read as they are sent."""
+    query = (
+        sa.select(LogEntry.created_at, LogEntry.level, StepRun.step_name, LogEntry.record_key, LogEntry.message,
+                  LogEntry.meta)
+        .outerjoin(StepRun, StepRun.id == LogEntry.step_run_id)
+        .where(*_run_conditions(run_id, log_filter, technical))
+        .order_by(LogEntry.id)
+    )
+    for created_at, level, step, record_key, message, meta in _stream(session, query):
+        yield created_at, level, step, record_key, message, _json(meta)
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """Whole UTC days from `since` to `until`, both included."""
+
+    since: date
+    until: date
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str], days: int = DEFAULT_DAYS) -> "DateRange":
+        """Read `since` and `until` (YYYY-MM-DD); absent means the last `days` days; a bad date is 400 naming it."""
+        today = utcnow().date()
+        until = _date_arg(args, "until") or today
+        since = _date_arg(args, "since") or until - timedelta(days=days)
+        if since > until:
+            raise BadInput("'since' must not be after 'until'.", {"since": "must not be after until"})
+        return cls(since, until)
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.since, time.min)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.until + timedelta(days=1), time.min)
+
+    def to_args(self) -> dict[str, str]:
+        return {"since": self.since.isoformat(), "until": self.until.isoformat()}
+
+
+def _date_arg(args: Mapping[str, str], name: str) -> date | None:
+    raw = args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        if len(raw) != 10:
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
+    except ValueError:
+        problem = "must be a date like 2026-11-21 (YYYY-MM-DD)"
+        raise BadInput(f"'{name}' {problem}.", {name: problem}) from None
+
+
+def workflow_log_page(
+    session: Session, workflow_id: int, log_filter: LogFilter, dates: DateRange, technical: bool,
+    before: int | None, limit: int,
+) -> tuple[list[tuple[LogEntry, Run]], int | None]:
+    """Log lines of a workflow's runs in the date range that match the filter, newest first, a page at a time;
+    returns the lines with their runs and the id to continue before (None on the last page)."""
+    query = (
+        sa.select(LogEntry, Run)
+        .join(Run, Run.id == LogEntry.run_id)
+        .where(
+            Run.workflow_id == workflow_id,
+            LogEntry.created_at >= dates.start, LogEntry.created_at < dates.end,
+            *log_conditions(log_filter, technical),
+        )
+        .order_by(LogEntry.id.desc())
+        .limit(limit + 1)
+    )
+    if before is not None:
+        query = query.where(LogEntry.id < before)
+    rows = [tuple(r) for r in session.execute(query)]
+    page = rows[:limit]
+    return page, page[-1][0].id if len(rows) > limit else None
+
+
+ERROR_COLUMNS = ["time", "run_id", "run_status", "step", "error_code", "record_key", "message"]
+
+
+def workflow_error_rows(session: Session, workflow_id: int, dates: DateRange, technical: bool) -> Iterator[tuple]:
+    """Every error-level line of a workflow's runs in the date range, oldest first, streamed."""
+    conditions = log_conditions(LogFilter(level="error"), technical)
+    query = (
+        sa.select(
+            LogEntry.created_at, Run.id, Run.status, StepRun.step_name,
+            sa.func.coalesce(StepRun.error_code, sa.cast(LogEntry.meta["error_code"].as_string(), sa.Text)),
+            LogEntry.record_key, LogEntry.message,
+        )
+        .join(Run, Run.id == LogEntry.run_id)
+        .outerjoin(StepRun, StepRun.id == LogEntry.step_run_id)
+        .where(
+            Run.workflow_id == workflow_id,
+            LogEntry.created_at >= dates.start, LogEntry.created_at < dates.end, *conditions,
+        )
+        .order_by(LogEntry.id)
+    )
+    for row in _stream(session, query):
+        yield tuple(row)
+
+
+def _stream(session: Session, query: sa.Select):
+    """Rows of `query` read as they are sent: a server-side cursor on PostgreSQL, a thousand rows per fetch."""
+    return session.execute(query.execution_options(stream_results=True, yield_per=1000))
+
+
+def _json(value) -> str:
+    return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
