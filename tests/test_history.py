@@ -206,3 +206,41 @@ def test_a_poll_that_sees_a_run_finish_asks_the_finished_list_to_refresh(client,
     assert "hx-trigger" not in changed.get_data(as_text=True)  # nothing active: polling stops
     finished = client.get("/runs?section=finished").get_data(as_text=True)
     assert finished.lstrip().startswith("{#") is False and f"#{pending[0]}" in finished
+
+
+def test_the_runs_csv_holds_exactly_the_filtered_runs_and_streams(client, login_as, app, two_workflows):
+    import csv
+    import io
+
+    login_as("operator")
+    wanted = insert_runs(app, "alpha", 3, status="failed", record_key="=HYPERLINK(1)", trigger="api")
+    insert_runs(app, "alpha", 2)
+    insert_runs(app, "beta", 2, status="failed")
+    response = client.get("/runs.csv?workflow=alpha&status=failed")
+    assert response.status_code == 200 and response.is_streamed
+    assert response.mimetype == "text/csv"
+    assert re.search(r'filename="flowdesk-runs-\d{4}-\d{2}-\d{2}\.csv"', response.headers["Content-Disposition"])
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0][:6] == ["run", "workflow", "version", "status", "trigger", "context key"]
+    assert [int(r[0]) for r in rows[1:]] == wanted[::-1]
+    first = dict(zip(rows[0], rows[1]))
+    assert first["workflow"] == "alpha" and first["status"] == "failed" and first["trigger"] == "api"
+    assert first["context key"] == "'=HYPERLINK(1)"  # a formula is neutralised
+    assert first["queued at"].endswith("Z") and first["duration seconds"] == "2.0"
+    history = client.get("/workflows/beta/history.csv?status=failed")
+    assert "flowdesk-beta-runs-" in history.headers["Content-Disposition"]
+    assert len(list(csv.reader(io.StringIO(history.get_data(as_text=True))))) == 3
+
+
+def test_viewers_cannot_export_runs_and_see_no_export_button(client, login_as, app, two_workflows):
+    login_as("viewer")
+    assert client.get("/runs.csv").status_code == 403
+    assert client.get("/workflows/alpha/history.csv").status_code == 403
+    assert "Export these runs" not in client.get("/runs").get_data(as_text=True)
+
+
+def test_the_export_link_carries_the_filters(client, login_as, app, two_workflows):
+    login_as("operator")
+    html = client.get("/runs?status=failed&key=INV-1").get_data(as_text=True)
+    link = re.search(r'id="export-runs" href="([^"]+)"', html).group(1)
+    assert link.startswith("/runs.csv?") and "status=failed" in link and "key=INV-1" in link

@@ -1,7 +1,6 @@
 """Runs: the history lists, a run's detail page (live while active), its job log tail, and cancelling."""
 from dataclasses import replace
 
-import sqlalchemy as sa
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
