@@ -187,7 +187,8 @@ def worker_command(queue_names, burst, name):
 @click.option("--interval", default=1.0, type=float, help="Seconds between polls (rq-scheduler's default is 60).")
 @click.option("--burst", is_flag=True, help="Move due jobs once and exit.")
 def scheduler_command(interval, burst):
-    """Run rq-scheduler: moves due wait-step resumes onto their queues and reconciles runs with Redis."""
+    """Run rq-scheduler: moves due wait-step resumes onto their queues, reconciles runs with Redis and fires
+    retention once a day (FLOWDESK_RETENTION_DAYS)."""
     from app.scheduler import FlowdeskScheduler
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")

@@ -267,3 +267,21 @@ def test_without_the_setting_the_scheduler_never_fires_retention(app, workflow, 
         assert queues.connection.get(scheduler.retention_key) is None
     assert _retention_jobs(app) == []
     assert len(_stored(app)) == 1
+
+
+def test_finding_runs_to_prune_reads_the_status_and_finish_time_index(app, workflow):
+    """Only old runs are read, however many recent ones there are: the search is a range of ix_runs_status_finished_at."""
+    from app.services.retention import prunable
+
+    for days in (40, 20, 10, 1):
+        make_run(app, workflow, "completed", finished_at=_days_ago(days))
+    query = sa.select(Run.id).where(prunable(_days_ago(30))).limit(1000)
+    with app.app_context():
+        sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SET LOCAL enable_seqscan = off"))  # a table this small would be read whole
+                plan = conn.execute(sa.text(f"EXPLAIN {sql}")).scalars().all()
+            else:
+                plan = [row[-1] for row in conn.execute(sa.text(f"EXPLAIN QUERY PLAN {sql}"))]
+    assert any("ix_runs_status_finished_at" in line for line in plan), plan

@@ -16,7 +16,7 @@ class Run(db.Model):
         sa.Index("ix_runs_workflow_id_id", "workflow_id", "id"),
         sa.Index("ix_runs_status_id", "status", "id"),
         # Retention finds finished runs by when they finished; deleting a run looks up the replays that point at it.
-        sa.Index("ix_runs_finished_at", "finished_at"),
+        sa.Index("ix_runs_status_finished_at", "status", "finished_at"),
         sa.Index("ix_runs_replay_of_id", "replay_of_id"),
         sa.UniqueConstraint("workflow_id", "idempotency_key", name="uq_runs_idempotency_key"),
     )

@@ -1,6 +1,6 @@
-"""indexes for retention: runs by finish time, replays by source, log lines by step run
+"""indexes for retention: runs by status and finish time, replays by source, log lines by step run
 
-Retention finds finished runs by finished_at. Deleting a run makes the database look for replays that
+Retention finds finished runs by status and finished_at. Deleting a run makes the database look for replays that
 point at it (replay_of_id, ON DELETE SET NULL), and deleting a step run for log lines that point at it
 (step_run_id, ON DELETE SET NULL): without these indexes each deleted row would scan runs or the whole log.
 
@@ -19,7 +19,7 @@ depends_on = None
 
 def upgrade():
     with op.batch_alter_table("runs") as batch:
-        batch.create_index("ix_runs_finished_at", ["finished_at"], unique=False)
+        batch.create_index("ix_runs_status_finished_at", ["status", "finished_at"], unique=False)
         batch.create_index("ix_runs_replay_of_id", ["replay_of_id"], unique=False)
     with op.batch_alter_table("log_entries") as batch:
         batch.create_index("ix_log_entries_step_run_id", ["step_run_id"], unique=False)
@@ -30,4 +30,4 @@ def downgrade():
         batch.drop_index("ix_log_entries_step_run_id")
     with op.batch_alter_table("runs") as batch:
         batch.drop_index("ix_runs_replay_of_id")
-        batch.drop_index("ix_runs_finished_at")
+        batch.drop_index("ix_runs_status_finished_at")
