@@ -1,6 +1,7 @@
-"""Command-line interface: users, workflows, the worker, the scheduler, demo data and the all-in-one launcher."""
+"""Command-line interface: users, workflows, runs (retention), the worker, the scheduler and demo data."""
 import json
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -13,6 +14,7 @@ from app.extensions import db, queues
 users_cli = AppGroup("users", help="Manage users and API tokens.")
 workflows_cli = AppGroup("workflows", help="Load workflow definitions.")
 demo_cli = AppGroup("demo", help="Demo data.")
+runs_cli = AppGroup("runs", help="Maintain run history.")
 
 
 @users_cli.command("create")
@@ -143,6 +145,26 @@ def seed_command():
     db.session.commit()
 
 
+@runs_cli.command("prune")
+@click.option("--older-than", "days", required=True, type=click.IntRange(min=1), metavar="DAYS",
+              help="Delete runs that finished more than DAYS days ago (a whole number, at least 1).")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+def prune_command(days, dry_run):
+    """Delete finished runs older than DAYS days with their step runs and job log; active runs stay."""
+    from app.services.retention import prune_runs
+
+    report = prune_runs(db.session, timedelta(days=days), dry_run=dry_run)
+    verb = "Would delete" if dry_run else "Deleted"
+    click.echo(
+        f"{verb} {_count(report.runs, 'run')}, {_count(report.step_runs, 'step run')} and "
+        f"{_count(report.log_lines, 'log line')} finished before {report.cutoff:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 @click.command("worker")
 @click.argument("queue_names", nargs=-1)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
@@ -165,7 +187,8 @@ def worker_command(queue_names, burst, name):
 @click.option("--interval", default=1.0, type=float, help="Seconds between polls (rq-scheduler's default is 60).")
 @click.option("--burst", is_flag=True, help="Move due jobs once and exit.")
 def scheduler_command(interval, burst):
-    """Run rq-scheduler: moves due wait-step resumes onto their queues and reconciles runs with Redis."""
+    """Run rq-scheduler: moves due wait-step resumes onto their queues, reconciles runs with Redis and fires
+    retention once a day (FLOWDESK_RETENTION_DAYS)."""
     from app.scheduler import FlowdeskScheduler
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
@@ -175,5 +198,5 @@ def scheduler_command(interval, burst):
 
 
 def init_app(app: Flask) -> None:
-    for command in (users_cli, workflows_cli, demo_cli, worker_command, scheduler_command):
+    for command in (users_cli, workflows_cli, runs_cli, demo_cli, worker_command, scheduler_command):
         app.cli.add_command(command)

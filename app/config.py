@@ -1,6 +1,7 @@
 """Settings read from the environment, with embedded defaults for a fresh machine."""
 import json
 import os
+import re
 import secrets
 import time
 from datetime import timedelta
@@ -39,6 +40,18 @@ def _json_object(name: str, raw: str) -> dict:
 
 def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _retention_days() -> int | None:
+    raw = os.environ.get("FLOWDESK_RETENTION_DAYS", "").strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"[0-9]+", raw) or int(raw) < 1:
+        raise ConfigError(
+            f"FLOWDESK_RETENTION_DAYS must be a whole number of days, at least 1, not {raw!r} "
+            "(leave it unset to keep every run)"
+        )
+    return int(raw)
 
 
 def load_config() -> dict:
@@ -81,6 +94,9 @@ def load_config() -> dict:
         # A running run whose heartbeat is older than this has lost its worker: the reconciler ends it
         # as an error WORKER_LOST.
         "STALE_RUN_SECONDS": stale,
+        # Finished runs older than this many days are deleted (with their steps and job log) by a job the
+        # scheduler fires once a day; None keeps every run.
+        "RETENTION_DAYS": _retention_days(),
         # Larger request bodies answer 413; form fields share the same limit (Flask's own default is 500 kB).
         "MAX_CONTENT_LENGTH": max_content_length,
         "MAX_FORM_MEMORY_SIZE": max_content_length,

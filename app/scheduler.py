@@ -1,10 +1,12 @@
-"""The scheduler process: rq-scheduler, plus the reconciler, run only by the scheduler holding the lock."""
+"""The scheduler process: rq-scheduler, plus the reconciler and the daily retention job, run only by the
+scheduler holding the lock."""
 import logging
 import time
 
 from rq_scheduler import Scheduler
 
-from app.extensions import db
+from app.extensions import db, queues
+from app.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +21,18 @@ class FlowdeskScheduler(Scheduler):
 
     rq-scheduler calls enqueue_jobs only while it holds its lock, so with several schedulers
     (one active, the others standing by) exactly one reconciles.
+
+    With RETENTION_DAYS set it also enqueues `jobs.maintenance.prune_runs` on the default queue once
+    every `retention_every` seconds (a day). A key in Redis, taken with SET NX and expiring after that
+    long, says it was done: a restarted scheduler or the next one to take the lock does not fire again.
     """
 
     flask_app = None
     reconcile_every: float | None = None  # None: a third of the app's STALE_RUN_SECONDS
+    retention_every: float = 86400.0
+    retention_key = "flowdesk:retention:last"
+    # A prune is batched, so one that RQ stops part-way loses nothing: the next day's job goes on from there.
+    retention_timeout = 6 * 3600
     _last_reconcile = 0.0
 
     def _reconcile_due(self) -> bool:
@@ -51,4 +61,21 @@ class FlowdeskScheduler(Scheduler):
                     log.exception("reconcile failed")
                 finally:
                     db.session.remove()
+        if self.flask_app is not None:
+            try:
+                self.fire_retention()
+            except Exception:  # Redis trouble; the next tick tries again
+                log.exception("could not enqueue the retention job")
         return jobs
+
+    def fire_retention(self) -> bool:
+        """Enqueue the retention job if RETENTION_DAYS is set and none was enqueued in the last day."""
+        days = self.flask_app.config.get("RETENTION_DAYS")
+        if not days:
+            return False
+        if not self.connection.set(self.retention_key, utcnow().isoformat(), nx=True,
+                                   px=max(1, round(self.retention_every * 1000))):
+            return False
+        queues.enqueue("default", "jobs.maintenance.prune_runs", days, timeout=self.retention_timeout)
+        log.info("retention: enqueued the deletion of finished runs older than %s days", days)
+        return True

@@ -152,17 +152,22 @@ def _fresh_state(request):
 
 def _empty_tables(db) -> None:
     tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-    with db.engine.begin() as conn:
+    with db.engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            conn.execute(sa.text("PRAGMA foreign_keys=OFF"))
-            for name in tables:
-                conn.execute(sa.text(f"DELETE FROM {name}"))
-            conn.execute(sa.text("DELETE FROM sqlite_sequence")) if conn.execute(
-                sa.text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")
-            ).first() else None
-            conn.execute(sa.text("PRAGMA foreign_keys=ON"))
+            conn.commit()
+            return
+        # SQLite ignores PRAGMA foreign_keys inside a transaction: switch it off before the DELETEs and back
+        # on after the commit, or this pooled connection would go on without foreign keys for later tests.
+        conn.execute(sa.text("PRAGMA foreign_keys=OFF"))
+        for name in tables:
+            conn.execute(sa.text(f"DELETE FROM {name}"))
+        if conn.execute(sa.text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first():
+            conn.execute(sa.text("DELETE FROM sqlite_sequence"))
+        conn.commit()
+        conn.execute(sa.text("PRAGMA foreign_keys=ON"))
+        conn.commit()
+        assert conn.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1
 
 
 @pytest.fixture

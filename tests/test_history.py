@@ -9,24 +9,22 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import LogEntry, Run, Workflow
 from app.timeutil import utcnow
-from tests.factories import issue_api_token, steps_workflow
+from app.engine.states import FINISHED, RunStatus
+from tests.factories import issue_api_token, make_run, steps_workflow
 
 
 def insert_runs(app, key: str, count: int = 1, *, status="completed", age=timedelta(hours=1), record_key=None,
                 trigger="manual", queue="default", version=1) -> list[int]:
-    """Store finished (or any status) runs directly, without executing them; returns their ids, oldest first."""
+    """Store `count` runs directly (see make_run), queued `age` ago; returns their ids, oldest first."""
     with app.app_context():
         workflow = db.session.scalar(sa.select(Workflow).where(Workflow.key == key))
         version_id = next(v.id for v in workflow.versions if v.number == version)
-        when = utcnow() - age
-        rows = [Run(workflow_id=workflow.id, version_id=version_id, workflow_key=key, workflow_name=workflow.name,
-                    status=status, trigger=trigger, queue=queue, record_key=record_key,
-                    context={"key": record_key} if record_key else None, params={},
-                    queued_at=when, started_at=when, finished_at=when + timedelta(seconds=2))
-                for _ in range(count)]
-        db.session.add_all(rows)
-        db.session.commit()
-        return [r.id for r in rows]
+    when = utcnow() - age
+    finished = when + timedelta(seconds=2) if RunStatus(status) in FINISHED else None
+    return [make_run(app, key, status, queued_at=when, started_at=when, finished_at=finished, version_id=version_id,
+                     record_key=record_key, context={"key": record_key} if record_key else None, trigger=trigger,
+                     queue=queue)
+            for _ in range(count)]
 
 
 @pytest.fixture

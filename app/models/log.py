@@ -18,6 +18,8 @@ class LogEntry(db.Model):
         sa.Index("ix_log_entries_run_id_id", "run_id", "id"),
         sa.Index("ix_log_entries_run_id_level_rank_id", "run_id", "level_rank", "id"),
         sa.Index("ix_log_entries_record_key", "record_key"),
+        # Deleting a step run (retention) sets its lines' step_run_id to NULL: a lookup, not a scan of the log.
+        sa.Index("ix_log_entries_step_run_id", "step_run_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -15,6 +15,9 @@ class Run(db.Model):
     __table_args__ = (
         sa.Index("ix_runs_workflow_id_id", "workflow_id", "id"),
         sa.Index("ix_runs_status_id", "status", "id"),
+        # Retention finds finished runs by when they finished; deleting a run looks up the replays that point at it.
+        sa.Index("ix_runs_status_finished_at", "status", "finished_at"),
+        sa.Index("ix_runs_replay_of_id", "replay_of_id"),
         sa.UniqueConstraint("workflow_id", "idempotency_key", name="uq_runs_idempotency_key"),
         sa.Index("ix_runs_record_key_id", "record_key", "id"),
         sa.Index("ix_runs_queued_at", "queued_at"),
