@@ -7,6 +7,7 @@ from werkzeug.datastructures import MultiDict
 
 from app.engine.definition import KINDS, TRIGGERS
 from app.engine.states import RunStatus
+from app.engine.strictjson import text_problem
 from app.timeutil import utcnow
 from app.web.inputs import MAX_ID, BadInput
 
@@ -77,6 +78,10 @@ class RunFilter:
     @classmethod
     def from_args(cls, args: MultiDict, max_limit: int = MAX_LIMIT) -> "RunFilter":
         """Read the filter from a query string; a bad value is a 400 naming its field."""
+        for name, value in args.items(multi=True):
+            problem = text_problem(value)
+            if problem:
+                raise _bad(name, problem)
         versions = []
         for raw in _choices(args, "version", None):
             if not raw.isdigit() or len(raw) > 9:

@@ -1,4 +1,5 @@
 """Runs as people look for them: filtered, newest first, a page at a time, with a bounded count."""
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -93,8 +94,9 @@ def queues_of(session: Session, workflow_ids: list[int]) -> list[str]:
     ))
 
 
-def export_rows(session: Session, f: RunFilter, workflow_ids: list[int]):
-    """Every run `f` selects (no page), newest first, streamed from a server-side cursor, as tuples for CSV."""
+def export_rows(session: Session, f: RunFilter, workflow_ids: list[int]) -> Iterator[sa.Row]:
+    """Every run `f` selects (no page), newest first, as tuples for CSV: read lazily, while the answer is sent,
+    from a server-side cursor (PostgreSQL) a thousand rows at a time."""
     query = (
         _matching(f, workflow_ids)
         .with_only_columns(
@@ -103,6 +105,6 @@ def export_rows(session: Session, f: RunFilter, workflow_ids: list[int]):
         )
         .join(WorkflowVersion, WorkflowVersion.id == Run.version_id)
         .order_by(Run.id.desc())
-        .execution_options(yield_per=1000)
+        .execution_options(stream_results=True, yield_per=1000)
     )
-    return session.execute(query)
+    yield from session.execute(query)
