@@ -130,6 +130,9 @@ def app(tmp_root, redis_url, database_url, sandbox_port):
         upgrade()
         db.session.remove()
     yield app
+    with app.app_context():  # close pooled connections now, not in a garbage collection after the session ends
+        db.session.remove()
+        db.engine.dispose()
 
 
 @pytest.fixture(autouse=True)
