@@ -242,3 +242,10 @@ def test_the_export_link_carries_the_filters(client, login_as, app, two_workflow
     html = client.get("/runs?status=failed&key=INV-1").get_data(as_text=True)
     link = re.search(r'id="export-runs" href="([^"]+)"', html).group(1)
     assert link.startswith("/runs.csv?") and "status=failed" in link and "key=INV-1" in link
+
+
+def test_the_filter_form_pushes_a_clean_url(client, login_as, app, two_workflows):
+    login_as("operator")
+    response = client.get("/runs?key=INV-1&range=&since=&until=&trigger=&status=failed",
+                          headers={"HX-Request": "true", "HX-Target": "runs-results"})
+    assert response.headers["HX-Push-Url"] == "/runs?status=failed&key=INV-1"

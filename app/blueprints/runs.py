@@ -107,7 +107,10 @@ def _history(f: RunFilter, workflow: Workflow | None):
     if section == "finished":
         return render_template("runs/_finished.html", **context)
     if htmx and htmx.target == "runs-results" and not htmx.history_restore_request:
-        return render_template("runs/_results.html", **context)
+        response = make_response(render_template("runs/_results.html", **context))
+        # The address bar gets the filter's own query string, without the form's empty fields.
+        response.headers["HX-Push-Url"] = context["url"](f.to_args(before=f.before, after=f.after))
+        return response
     return render_template("runs/list.html", **context)
 
 
