@@ -249,3 +249,17 @@ def test_the_filter_form_pushes_a_clean_url(client, login_as, app, two_workflows
     response = client.get("/runs?key=INV-1&range=&since=&until=&trigger=&status=failed",
                           headers={"HX-Request": "true", "HX-Target": "runs-results"})
     assert response.headers["HX-Push-Url"] == "/runs?status=failed&key=INV-1"
+
+
+def test_the_workflow_list_shows_each_workflows_last_run(client, login_as, app, two_workflows):
+    from app.services.runs import last_run_times
+
+    login_as("operator")
+    insert_runs(app, "alpha", age=timedelta(days=60))
+    newest = insert_runs(app, "alpha", age=timedelta(days=3))
+    with app.app_context():
+        workflows = db.session.scalars(sa.select(Workflow).order_by(Workflow.key)).all()
+        times = last_run_times(db.session, workflows)
+        expected = db.session.get(Run, newest[0]).queued_at
+    assert times == {workflows[0].id: expected}  # beta has never run
+    assert expected.strftime("%Y-%m-%d %H:%M:%S") in client.get("/workflows").get_data(as_text=True)

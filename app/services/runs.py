@@ -36,18 +36,19 @@ def definition_of(version: WorkflowVersion) -> Definition:
 
 
 def last_run_times(session: Session, workflows: list[Workflow]) -> dict[int, object]:
-    """When each workflow was last run: one index lookup per workflow on (workflow_id, id), never a scan."""
+    """When each workflow was last run: the newest run id per workflow by `max(id)` on the (workflow_id, id)
+    index, then those runs' times. (A correlated ORDER BY id DESC LIMIT 1 is planned by PostgreSQL as a
+    backward walk of the whole runs table for a workflow with no recent runs.)"""
     if not workflows:
         return {}
-    latest = (
-        sa.select(Run.queued_at)
+    newest = (
+        sa.select(sa.func.max(Run.id))
         .where(Run.workflow_id == Workflow.id)
-        .order_by(Run.id.desc())
-        .limit(1)
         .correlate(Workflow)
         .scalar_subquery()
     )
-    rows = session.execute(sa.select(Workflow.id, latest).where(Workflow.id.in_([w.id for w in workflows])))
+    run_ids = session.scalars(sa.select(newest).where(Workflow.id.in_([w.id for w in workflows]))).all()
+    rows = session.execute(sa.select(Run.workflow_id, Run.queued_at).where(Run.id.in_([i for i in run_ids if i])))
     return {workflow_id: when for workflow_id, when in rows}
 
 
