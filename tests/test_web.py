@@ -263,3 +263,17 @@ def test_the_workflow_list_shows_when_each_workflow_last_ran(app, client, login_
     queued = get_run(app, run_id).queued_at.strftime("%Y-%m-%d %H:%M:%S")
     html = client.get("/workflows?q=sandbox").get_data(as_text=True)
     assert queued in html
+
+
+def test_the_run_form_posted_by_htmx_answers_in_place(client, login_as, demo_workflows, app):
+    login_as("operator")
+    token = csrf_token(client, "/workflows/invoice-sync")
+    headers = {"HX-Request": "true", "X-CSRFToken": token}
+    bad = client.post("/workflows/invoice-sync/runs", data={"since": "", "limit": "2.5"}, headers=headers)
+    html = bad.get_data(as_text=True)
+    assert bad.status_code == 422 and "<html" not in html and html.lstrip().startswith("{#") is False
+    assert 'id="run"' in html and "is required" in html and "whole number" in html
+    good = client.post("/workflows/invoice-sync/runs", data={"since": "2026-11-01", "limit": "5"}, headers=headers)
+    assert good.status_code == 200 and re.fullmatch(r"/runs/\d+", good.headers["HX-Redirect"])
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Run)) == 1

@@ -1,6 +1,6 @@
 """The workflow list, a workflow's page and its Run form."""
 import sqlalchemy as sa
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.engine.params import ParamErrors
@@ -78,12 +78,26 @@ def run(key: str):
         new_run = start_run(db.session, workflow, current_user, values, trigger="manual", from_form=True)
     except ParamErrors as exc:
         db.session.rollback()
-        return _render_detail(workflow, values, exc.errors), 422
+        return _render_run_form(workflow, values, exc.errors), 422
     except PermissionDenied as exc:
         db.session.rollback()
-        return _render_detail(workflow, values, message=str(exc)), 403
+        return _render_run_form(workflow, values, message=str(exc)), 403
     except WorkflowUnavailable as exc:
         db.session.rollback()
-        return _render_detail(workflow, values, message=str(exc)), 409
+        return _render_run_form(workflow, values, message=str(exc)), 409
     db.session.commit()
-    return redirect(url_for("runs.detail", run_id=new_run.id))
+    target = url_for("runs.detail", run_id=new_run.id)
+    if htmx:
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target)
+
+
+def _render_run_form(workflow: Workflow, values: dict, errors: dict | None = None, message=None):
+    """The Run card alone for htmx (the page stays where it is), the whole page otherwise."""
+    if htmx:
+        definition = definition_of(workflow.published_version) if workflow.published_version else None
+        return render_template("workflows/_run_card.html", workflow=workflow, definition=definition,
+                               values=values, errors=errors or {}, message=message)
+    return _render_detail(workflow, values, errors, message)
