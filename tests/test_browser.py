@@ -137,6 +137,27 @@ def day_with_absences(site: str) -> str:
     raise AssertionError(f"the sandbox reports nobody absent at {site} for a year")
 
 
+def finished_attendance_run(page, email: str):
+    """Sign in, run Attendance import for a day with absences, and open the finished run's page as someone
+    opening it later would; returns the run id and the job log's lines."""
+    from playwright.sync_api import expect
+
+    sign_in(page, email)
+    day = day_with_absences("north")
+
+    def fill(p):
+        p.select_option("#param-site", "north")
+        p.fill("#param-day", day)
+
+    run_id = start_run(page, "attendance-import", fill)
+    expect(page.locator("#run-status")).to_have_text("Completed", timeout=WORK_TIMEOUT_MS)
+    page.goto(f"/runs/{run_id}")
+    log_lines = page.locator("#log-lines")
+    expect(log_lines).to_contain_text("Run completed")
+    mark_page(page)
+    return run_id, log_lines
+
+
 def recent_since() -> str:
     """A recent `since` date for invoice-sync; over two weeks the sandbox always has some invoices."""
     return (date.today() - timedelta(days=14)).isoformat()
@@ -318,21 +339,8 @@ def test_cancel_a_waiting_run_from_the_page(page, demo_workflows, make_user, wor
 def test_log_level_filter(page, demo_workflows, make_user, worker_processes):
     from playwright.sync_api import expect
 
-    sign_in(page, make_user("operator"))
-    day = day_with_absences("north")
-
-    def fill(p):
-        p.select_option("#param-site", "north")
-        p.fill("#param-day", day)
-
-    run_id = start_run(page, "attendance-import", fill)
-    expect(page.locator("#run-status")).to_have_text("Completed", timeout=WORK_TIMEOUT_MS)
-    # A finished run's page, as someone opening it later sees it.
-    page.goto(f"/runs/{run_id}")
-    log_lines = page.locator("#log-lines")
-    expect(log_lines).to_contain_text("Run completed")
+    run_id, log_lines = finished_attendance_run(page, make_user("operator"))
     expect(log_lines).to_contain_text("absent at north")
-    mark_page(page)
 
     page.select_option("#log-level", label="Warning and above")
     expect(log_lines).not_to_contain_text("Run completed")
@@ -348,19 +356,7 @@ def test_log_level_filter(page, demo_workflows, make_user, worker_processes):
 def test_search_a_finished_runs_log_keeps_the_level_in_the_url(page, demo_workflows, make_user, worker_processes):
     from playwright.sync_api import expect
 
-    sign_in(page, make_user("operator"))
-    day = day_with_absences("north")
-
-    def fill(p):
-        p.select_option("#param-site", "north")
-        p.fill("#param-day", day)
-
-    run_id = start_run(page, "attendance-import", fill)
-    expect(page.locator("#run-status")).to_have_text("Completed", timeout=WORK_TIMEOUT_MS)
-    page.goto(f"/runs/{run_id}")
-    log_lines = page.locator("#log-lines")
-    expect(log_lines).to_contain_text("Run completed")
-    mark_page(page)
+    run_id, log_lines = finished_attendance_run(page, make_user("operator"))
     page.select_option("#log-level", label="Warning and above")
     expect(page).to_have_url(re.compile(rf"/runs/{run_id}\?level=warning$"))
     page.get_by_label("Search").fill("absent")
