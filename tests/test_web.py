@@ -170,13 +170,13 @@ def test_the_log_level_filter_hides_lower_levels(client, login_as, demo_workflow
 
 def test_technical_log_lines_are_for_support_only(client, make_user, load_workflow, app, drain):
     from app.models import LogEntry
-    from app.models.log import LEVEL_RANK
+    from app.vocabulary import LogLevel
 
     load_workflow(steps_workflow("tech", [{"key": "a", "type": "noop"}]))
     run_id = start(app, "tech", make_user("admin", "boss@test.example"))
     drain()
     with app.app_context():
-        db.session.add(LogEntry(run_id=run_id, level="error", level_rank=LEVEL_RANK["error"],
+        db.session.add(LogEntry(run_id=run_id, level="error", level_rank=LogLevel.ERROR.rank,
                                 message="Traceback: secret internals", technical=True))
         db.session.commit()
     for role, visible in (("operator", False), ("support", True)):
