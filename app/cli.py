@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 
 from app.engine.definition import DefinitionError
 from app.extensions import db, queues
+from app.vocabulary import ROLES
 
 users_cli = AppGroup("users", help="Manage users and API tokens.")
 workflows_cli = AppGroup("workflows", help="Load workflow definitions.")
@@ -20,7 +21,7 @@ runs_cli = AppGroup("runs", help="Maintain run history.")
 @users_cli.command("create")
 @click.option("--email", required=True)
 @click.option("--password", required=True)
-@click.option("--role", required=True, type=click.Choice(["viewer", "operator", "manager", "admin", "support"]))
+@click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--name", default="")
 def create_user_command(email, password, role, name):
     """Create a user who can sign in."""

@@ -5,10 +5,11 @@ from datetime import datetime
 from flask import Flask
 from flask_login import current_user
 
-from app.engine.states import ACTIVE, FINISHED, RunStatus
+from app.engine.states import ACTIVE, FINISHED, RunStatus, StepStatus
 from app.extensions import db, login_manager
 from app.models import User
 from app.security import Capability, can
+from app.vocabulary import LogLevel, Role, Trigger, WorkflowKind, WorkflowState
 
 
 def init_app(app: Flask) -> None:
@@ -28,6 +29,12 @@ def init_app(app: Flask) -> None:
         return {
             "can": lambda capability: can(current_user, Capability(capability)),
             "RunStatus": RunStatus,
+            "StepStatus": StepStatus,
+            "Role": Role,
+            "WorkflowKind": WorkflowKind,
+            "Trigger": Trigger,
+            "WorkflowState": WorkflowState,
+            "LogLevel": LogLevel,
             "ACTIVE_STATUSES": {s.value for s in ACTIVE},
             "FINISHED_STATUSES": {s.value for s in FINISHED},
         }

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from app.engine.states import FINISHED, RunStatus
 from app.extensions import db
 from app.models import LogEntry, Run, StepRun, User, Workflow
-from app.models.log import LEVEL_RANK
 from app.services.runs import start_run
 from app.timeutil import utcnow
+from app.vocabulary import LogLevel
 
 
 def steps_workflow(key: str, steps: list[dict], params: list[dict] | None = None, **extra) -> dict:
@@ -86,7 +86,7 @@ def make_run(
                 n = len(rows)
                 rows.append({
                     "run_id": run.id, "step_run_id": step_ids[n % len(step_ids)] if step_ids else None,
-                    "created_at": started_at or queued_at, "level": level, "level_rank": LEVEL_RANK[level],
+                    "created_at": started_at or queued_at, "level": level, "level_rank": LogLevel(level).rank,
                     "message": f"{level} line {n + 1}", "technical": False,
                 })
         for start_at in range(0, len(rows), 5000):

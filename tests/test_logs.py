@@ -11,9 +11,9 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import LogEntry, Run, User, Workflow
-from app.models.log import LEVEL_RANK
 from app.services.runs import start_run
 from app.timeutil import utcnow
+from app.vocabulary import LogLevel
 from tests.conftest import PASSWORD, csrf_token
 from tests.factories import get_run, start, steps_workflow
 
@@ -225,7 +225,7 @@ def _technical_run(app, make_user, load_workflow, drain) -> int:
     run_id = start(app, "tech", make_user("admin", "boss@test.example"))
     drain()
     with app.app_context():
-        db.session.add(LogEntry(run_id=run_id, level="error", level_rank=LEVEL_RANK["error"], record_key="INV-1",
+        db.session.add(LogEntry(run_id=run_id, level="error", level_rank=LogLevel.ERROR.rank, record_key="INV-1",
                                 message="Traceback: secret internals", meta={"error_code": "BOOM"}, technical=True))
         db.session.commit()
     return run_id
@@ -317,7 +317,7 @@ def test_workflow_log_search_pages_by_id_and_stays_within_its_dates(app, make_us
 
 
 def _error_line(run_id: int, when: datetime, message: str, level: str = "error") -> dict:
-    return {"run_id": run_id, "level": level, "level_rank": LEVEL_RANK[level], "message": message,
+    return {"run_id": run_id, "level": level, "level_rank": LogLevel(level).rank, "message": message,
             "record_key": "INV-1", "technical": False, "created_at": when, "meta": {"error_code": "LEDGER_DOWN"}}
 
 

@@ -13,6 +13,7 @@ from app.queries.runs import runs_page
 from app.security import Capability, can, visible_workflow_ids, visible_workflows, workflow_visible
 from app.services.runs import PermissionDenied, WorkflowUnavailable, start_run
 from app.services.users import user_for_token
+from app.vocabulary import Trigger
 from app.web.errors import json_error
 from app.web.inputs import json_body
 
@@ -126,7 +127,7 @@ def create_run(key: str):
         return _error(422, "The body has fields a run request does not take.",
                       {name: "is not a field of a run request" for name in unknown})
     try:
-        run = start_run(db.session, workflow, g.api_user, body.get("params", {}), trigger="api",
+        run = start_run(db.session, workflow, g.api_user, body.get("params", {}), trigger=Trigger.API,
                         record=body.get("record"))
     except PermissionDenied as exc:
         db.session.rollback()

@@ -6,6 +6,7 @@ a route, and schemathesis checks that the answers match. To add an endpoint, add
 """
 from app.engine.states import RunStatus, StepStatus
 from app.engine.strictjson import MAX_DEPTH
+from app.vocabulary import KINDS, TRIGGERS, WorkflowState
 from app.web.inputs import MAX_ID
 
 ERRORS = {
@@ -107,9 +108,8 @@ _DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\
 _RUN_FILTERS = [
     _query("workflow", "Workflow keys", {"type": "string"}, repeated=True),
     _query("status", "Run statuses", {"type": "string", "enum": [s.value for s in RunStatus]}, repeated=True),
-    _query("trigger", "Triggers", {"type": "string", "enum": ["manual", "schedule", "api", "webhook", "record"]},
-           repeated=True),
-    _query("kind", "Workflow types", {"type": "string", "enum": ["manual", "automated"]}, repeated=True),
+    _query("trigger", "Triggers", {"type": "string", "enum": list(TRIGGERS)}, repeated=True),
+    _query("kind", "Workflow types", {"type": "string", "enum": list(KINDS)}, repeated=True),
     _query("queue", "Queues", {"type": "string"}, repeated=True),
     _query("version", "Version numbers", {"type": "string", "pattern": "^[0-9]{1,9}$"}, repeated=True),
     _query("key", "A record key: runs whose context record or log lines carry it",
@@ -242,8 +242,8 @@ SCHEMAS = {
         "workflows": {"type": "array", "items": _object({
             "key": {"type": "string"},
             "name": {"type": "string"},
-            "kind": {"type": "string", "enum": ["manual", "automated"]},
-            "state": {"type": "string", "enum": ["draft", "published"]},
+            "kind": {"type": "string", "enum": list(KINDS)},
+            "state": {"type": "string", "enum": [s.value for s in WorkflowState]},
             "enabled": {"type": "boolean"},
             "queue": {"type": "string"},
             "version": {"type": ["integer", "null"], "description": "The published version; null for a draft"},

@@ -4,11 +4,9 @@ from dataclasses import replace
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.engine.definition import KINDS, TRIGGERS
 from app.engine.states import ACTIVE, RunStatus
 from app.extensions import db, htmx, queues
 from app.models import Run, Workflow
-from app.models.log import LEVELS
 from app.queries import runs as runs_queries
 from app.queries.csv import csv_response
 from app.queries.filters import RANGES, RunFilter
@@ -18,6 +16,7 @@ from app.security import (
 )
 from app.services.runs import PermissionDenied, cancel_run
 from app.timeutil import utcnow
+from app.vocabulary import KINDS, LOG_LEVELS, TRIGGERS
 from app.web.inputs import id_arg
 
 bp = Blueprint("runs", __name__)
@@ -152,7 +151,7 @@ def _log_context(run: Run, after: int, log_filter: LogFilter) -> dict:
         "last_id": lines[-1].id if lines else after,
         "filter": log_filter,
         "level": log_filter.level,
-        "levels": LEVELS,
+        "levels": LOG_LEVELS,
         "live": live,
         "more": more,
     }

@@ -10,10 +10,10 @@ from app.queries.filters import RunFilter
 from app.queries.runs import runs_page
 from app.security import Capability, get_workflow_or_404, requires, visible_workflows
 from app.services.runs import PermissionDenied, WorkflowUnavailable, definition_of, last_run_times, start_run
+from app.vocabulary import KINDS, Trigger
 from app.web.inputs import checks_own_form_fields
 
 bp = Blueprint("workflows", __name__)
-KINDS = ("manual", "automated")
 
 
 @bp.get("/")
@@ -75,7 +75,7 @@ def run(key: str):
     values = request.form.to_dict()
     values.pop("csrf_token", None)
     try:
-        new_run = start_run(db.session, workflow, current_user, values, trigger="manual", from_form=True)
+        new_run = start_run(db.session, workflow, current_user, values, trigger=Trigger.MANUAL, from_form=True)
     except ParamErrors as exc:
         db.session.rollback()
         return _render_run_form(workflow, values, exc.errors), 422

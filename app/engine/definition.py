@@ -6,13 +6,11 @@ from typing import Any
 from app.engine.expressions import check_template
 from app.engine.params import ParamSpec, parse_specs
 from app.engine.steps import STEP_TYPES
+from app.vocabulary import KINDS, ROLES, TRIGGERS, Trigger, WorkflowKind
 
 END = "end"
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
 STEP_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
-KINDS = ("manual", "automated")
-TRIGGERS = ("manual", "schedule", "api", "webhook", "record")
-ROLES = ("viewer", "operator", "manager", "admin", "support")
 MAX_NODES = 200
 STEP_FIELDS = {"key", "type", "name", "with", "next", "then", "else", "description"}
 TOP_FIELDS = {"key", "name", "description", "kind", "queue", "params", "steps", "trigger", "allowed_roles"}
@@ -84,13 +82,13 @@ def parse_definition(raw: Any, max_nodes: int = MAX_NODES) -> Definition:
         errors.append(("name", "is required"))
     elif len(name) > 120:
         errors.append(("name", "must be at most 120 characters"))
-    kind = raw.get("kind", "manual")
+    kind = raw.get("kind", WorkflowKind.MANUAL.value)
     if kind not in KINDS:
         errors.append(("kind", f"must be one of {', '.join(KINDS)}"))
     queue = raw.get("queue", "default")
     if not isinstance(queue, str) or not KEY_RE.match(queue):
         errors.append(("queue", "must be a queue name of lowercase letters, digits, '-' or '_'"))
-    trigger = raw.get("trigger", "manual")
+    trigger = raw.get("trigger", Trigger.MANUAL.value)
     if trigger not in TRIGGERS:
         errors.append(("trigger", f"must be one of {', '.join(TRIGGERS)}"))
     roles = raw.get("allowed_roles")

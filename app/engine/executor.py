@@ -17,11 +17,12 @@ from app.engine.expressions import ExpressionError, render_url, render_value
 from app.engine.states import RunStatus, StepStatus
 from app.engine.steps import STEP_TYPES, StepEnv, StepFailure
 from app.engine.transitions import claim, move
-from app.models.log import LEVEL_RANK, LogEntry
+from app.models.log import LogEntry
 from app.models.run import Run, StepRun
 from app.models.workflow import WorkflowVersion
 from app.security.outbound import OutboundPolicy
 from app.timeutil import utcnow
+from app.vocabulary import LogLevel
 
 
 @dataclass
@@ -82,7 +83,7 @@ def execute_run(session: Session, run_id: int, settings: ExecutorSettings, resum
     try:
         definition = parse_definition(document)
     except DefinitionError as exc:
-        session.add(LogEntry.line(run.id, "error", f"The workflow definition is invalid: {exc}"))
+        session.add(LogEntry.line(run.id, LogLevel.ERROR, f"The workflow definition is invalid: {exc}"))
         move(
             session, run_id, RunStatus.ERROR,
             error_code="INVALID_DEFINITION", error_message=str(exc), finished_at=utcnow(),
@@ -113,15 +114,16 @@ class _Walk:
         }
 
     def log(
-        self, level: str, message: str, step_run: StepRun | None = None, meta=None, technical=False,
+        self, level: LogLevel | str, message: str, step_run: StepRun | None = None, meta=None, technical=False,
         record_key: str | None = None,
     ) -> None:
         """Buffer a log line; it carries the run's record key unless the step names another."""
+        level = LogLevel(level)
         self.pending_logs.append((step_run, {
             "run_id": self.run_id,
             "created_at": utcnow(),
-            "level": level,
-            "level_rank": LEVEL_RANK[level],
+            "level": level.value,
+            "level_rank": level.rank,
             "message": message,
             "meta": meta,
             "technical": technical,
@@ -173,7 +175,7 @@ class _Walk:
             key = self.run.cursor
         else:
             who = self.run.trigger_detail or self.run.trigger
-            self.log("info", f"Run #{self.run_id} of {self.definition.name} started (attempt {self.attempt}, {who})")
+            self.log(LogLevel.INFO, f"Run #{self.run_id} of {self.definition.name} started (attempt {self.attempt}, {who})")
             key = self.definition.first
         while key != END:
             if self.due():
@@ -204,7 +206,7 @@ class _Walk:
         sr.output = {**(sr.output or {}), "resume_at": _iso(sr.resume_at), "resumed_at": _iso(now)}
         self.context["steps"][sr.step_key] = {"output": sr.output, "status": sr.status}
         self.done += 1
-        self.log("info", f"Resumed after '{sr.step_name}' (scheduled {_iso(sr.resume_at)}, {late:.1f} s late)", sr)
+        self.log(LogLevel.INFO, f"Resumed after '{sr.step_name}' (scheduled {_iso(sr.resume_at)}, {late:.1f} s late)", sr)
         spec = self.definition.steps.get(sr.step_key)
         return spec.next if spec else END
 
@@ -227,7 +229,7 @@ class _Walk:
         sr.input = rendered
         if step_type.may_block:
             # Only a step that can take a while gets a "started" line, committed before it runs.
-            self.log("debug", f"Step '{spec.name}' started", sr)
+            self.log(LogLevel.DEBUG, f"Step '{spec.name}' started", sr)
             state = self.checkpoint()
             if state != "ok":
                 return self.stop(state, current=sr)
@@ -262,10 +264,10 @@ class _Walk:
         if result.branch:
             target = (spec.then if result.branch == "then" else spec.otherwise) or spec.next
             sr.branch = f"{result.branch} → {target}"
-            self.log("info", f"Condition '{spec.name}' is {str(bool(result.output['value'])).lower()}: "
+            self.log(LogLevel.INFO, f"Condition '{spec.name}' is {str(bool(result.output['value'])).lower()}: "
                      f"taking {result.branch} → {target}", sr)
             return target
-        self.log("info", f"Step '{spec.name}' completed in {_ms(sr)} ms", sr)
+        self.log(LogLevel.INFO, f"Step '{spec.name}' completed in {_ms(sr)} ms", sr)
         return spec.next
 
     def render(self, step_type, name: str, value):
@@ -279,7 +281,7 @@ class _Walk:
     def park(self, sr: StepRun, until: datetime) -> Outcome:
         sr.status = StepStatus.WAITING.value
         sr.resume_at = until
-        self.log("info", f"Waiting in '{sr.step_name}' until {_iso(until)} UTC", sr)
+        self.log(LogLevel.INFO, f"Waiting in '{sr.step_name}' until {_iso(until)} UTC", sr)
         self.flush()
         moved = move(
             self.session, self.run_id, RunStatus.WAITING, only_from=[RunStatus.RUNNING],
@@ -302,11 +304,11 @@ class _Walk:
         sr.error_message = message
         sr.suggested_fix = fix
         sr.traceback = trace
-        self.log("error", f"Step '{sr.step_name}' failed [{code}]: {message}", sr, {"error_code": code})
+        self.log(LogLevel.ERROR, f"Step '{sr.step_name}' failed [{code}]: {message}", sr, {"error_code": code})
         if detail:
-            self.log("error", detail, sr, {"error_code": code}, technical=True)
+            self.log(LogLevel.ERROR, detail, sr, {"error_code": code}, technical=True)
         if trace:
-            self.log("error", trace, sr, {"error_code": code}, technical=True)
+            self.log(LogLevel.ERROR, trace, sr, {"error_code": code}, technical=True)
         self.flush()
         move(
             self.session, self.run_id, RunStatus.FAILED, only_from=[RunStatus.RUNNING],
@@ -324,7 +326,7 @@ class _Walk:
         if current is not None:
             current.status = StepStatus.CANCELLED.value
             current.finished_at = utcnow()
-        self.log("warning", "Run cancelled on request; completed steps stay completed")
+        self.log(LogLevel.WARNING, "Run cancelled on request; completed steps stay completed")
         self.flush()
         move(
             self.session, self.run_id, RunStatus.CANCELLED, only_from=[RunStatus.RUNNING],
@@ -334,7 +336,7 @@ class _Walk:
         return Outcome(status=RunStatus.CANCELLED.value)
 
     def complete(self) -> Outcome:
-        self.log("info", f"Run completed: {self.done} step(s) done")
+        self.log(LogLevel.INFO, f"Run completed: {self.done} step(s) done")
         self.flush()
         move(
             self.session, self.run_id, RunStatus.COMPLETED, only_from=[RunStatus.RUNNING],

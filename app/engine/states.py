@@ -68,3 +68,7 @@ class StepStatus(str, Enum):
     @property
     def label(self) -> str:
         return self.value.capitalize()
+
+
+# A step in one of these never changes again.
+STEP_FINISHED = frozenset({StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.CANCELLED})

@@ -7,9 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.extensions import db
 from app.models.types import BigId, JSONType
 from app.timeutil import utcnow
-
-LEVELS = ("debug", "info", "warning", "error")
-LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
+from app.vocabulary import LogLevel
 
 
 class LogEntry(db.Model):
@@ -26,7 +24,7 @@ class LogEntry(db.Model):
     run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"))
     step_run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("step_runs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    level: Mapped[str] = mapped_column(sa.String(10))
+    level: Mapped[str] = mapped_column(sa.String(10))  # a LogLevel value
     # Numeric level so "warning and above" is an index range, not an IN list.
     level_rank: Mapped[int] = mapped_column(sa.SmallInteger)
     record_key: Mapped[str | None] = mapped_column(sa.String(120))
@@ -35,7 +33,8 @@ class LogEntry(db.Model):
     technical: Mapped[bool] = mapped_column(default=False)
 
     @classmethod
-    def line(cls, run_id: int, level: str, message: str, **fields) -> "LogEntry":
+    def line(cls, run_id: int, level: LogLevel | str, message: str, **fields) -> "LogEntry":
         """A log line of `level` for a run, with its level rank filled in."""
-        return cls(run_id=run_id, level=level, level_rank=LEVEL_RANK[level], message=message,
+        level = LogLevel(level)
+        return cls(run_id=run_id, level=level.value, level_rank=level.rank, message=message,
                    created_at=utcnow(), **fields)

@@ -4,10 +4,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.engine.states import FINISHED, RunStatus
+from app.engine.states import FINISHED, STEP_FINISHED, RunStatus
 from app.extensions import db
 from app.models.types import BigId, JSONType
 from app.timeutil import utcnow
+from app.vocabulary import Trigger
 
 
 class Run(db.Model):
@@ -30,7 +31,7 @@ class Run(db.Model):
     workflow_key: Mapped[str] = mapped_column(sa.String(80), default="")
     workflow_name: Mapped[str] = mapped_column(sa.String(120), default="")
     status: Mapped[str] = mapped_column(sa.String(32), default=RunStatus.PENDING.value)
-    trigger: Mapped[str] = mapped_column(sa.String(20), default="manual")  # manual | api | schedule | webhook | record
+    trigger: Mapped[str] = mapped_column(sa.String(20), default=Trigger.MANUAL.value)  # a Trigger
     triggered_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     trigger_detail: Mapped[str] = mapped_column(sa.String(255), default="")
     queue: Mapped[str] = mapped_column(sa.String(80), default="default")
@@ -109,6 +110,11 @@ class StepRun(db.Model):
     retries: Mapped[int] = mapped_column(default=0)
 
     run: Mapped[Run] = relationship(back_populates="steps")
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether the step is done for good (completed, failed or cancelled): its input and output never change."""
+        return self.status in STEP_FINISHED
 
     @property
     def duration_seconds(self) -> float | None:

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.extensions import db
 from app.models.types import JSONType
 from app.timeutil import utcnow
+from app.vocabulary import Trigger, WorkflowKind, WorkflowState
 
 
 class Workflow(db.Model):
@@ -16,9 +17,9 @@ class Workflow(db.Model):
     key: Mapped[str] = mapped_column(sa.String(80), unique=True)
     name: Mapped[str] = mapped_column(sa.String(120), index=True)
     description: Mapped[str] = mapped_column(sa.Text, default="")
-    kind: Mapped[str] = mapped_column(sa.String(20), default="manual")  # manual | automated
-    trigger: Mapped[str] = mapped_column(sa.String(20), default="manual")
-    state: Mapped[str] = mapped_column(sa.String(20), default="draft")  # draft | published
+    kind: Mapped[str] = mapped_column(sa.String(20), default=WorkflowKind.MANUAL.value)  # a WorkflowKind
+    trigger: Mapped[str] = mapped_column(sa.String(20), default=Trigger.MANUAL.value)  # a Trigger
+    state: Mapped[str] = mapped_column(sa.String(20), default=WorkflowState.DRAFT.value)  # a WorkflowState
     enabled: Mapped[bool] = mapped_column(default=True)
     queue: Mapped[str] = mapped_column(sa.String(80), default="default")
     # Roles allowed to see and run the workflow; None means every role.
@@ -42,8 +43,14 @@ class Workflow(db.Model):
     )
 
     @property
+    def is_draft(self) -> bool:
+        """Whether the workflow is still a draft (never published)."""
+        return self.state == WorkflowState.DRAFT
+
+    @property
     def is_published(self) -> bool:
-        return self.state == "published" and self.published_version_id is not None
+        """Whether the workflow is published and has a version to run."""
+        return self.state == WorkflowState.PUBLISHED and self.published_version_id is not None
 
 
 class WorkflowVersion(db.Model):

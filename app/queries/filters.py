@@ -5,10 +5,10 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from werkzeug.datastructures import MultiDict
 
-from app.engine.definition import KINDS, TRIGGERS
 from app.engine.states import RunStatus
 from app.engine.strictjson import text_problem
 from app.timeutil import utcnow
+from app.vocabulary import KINDS, TRIGGERS
 from app.web.inputs import MAX_ID, BadInput
 
 DEFAULT_DAYS = 30

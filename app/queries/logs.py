@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.models import LogEntry, Run
-from app.models.log import LEVEL_RANK, LEVELS
 from app.models.run import StepRun
 from app.timeutil import utcnow
+from app.vocabulary import LOG_LEVELS, LogLevel
 from app.web.inputs import BadInput
 
 MAX_SEARCH = 200  # characters in a search
@@ -55,16 +55,16 @@ def parse_search(q: str) -> list[Term]:
 class LogFilter:
     """What a job log shows: lines at `level` and above that match every term of the search `q`."""
 
-    level: str = "debug"
+    level: str = LogLevel.DEBUG.value
     q: str = ""
     terms: tuple[Term, ...] = field(default=(), compare=False)
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> "LogFilter":
         """Read `level` and `q` from a query string; an unknown level means all levels, a search too long is 400."""
-        level = args.get("level", "debug")
-        if level not in LEVELS:
-            level = "debug"
+        level = args.get("level", LogLevel.DEBUG.value)
+        if level not in LOG_LEVELS:
+            level = LogLevel.DEBUG.value
         q = " ".join(args.get("q", "").split())
         if len(q) > MAX_SEARCH:
             problem = f"must be at most {MAX_SEARCH} characters"
@@ -78,7 +78,7 @@ class LogFilter:
     def to_args(self) -> dict[str, str]:
         """The query-string arguments that give this filter back (defaults left out)."""
         args = {}
-        if self.level != "debug":
+        if self.level != LogLevel.DEBUG:
             args["level"] = self.level
         if self.q:
             args["q"] = self.q
@@ -106,8 +106,8 @@ def term_condition(term: Term):
 def log_conditions(log_filter: LogFilter, technical: bool) -> list:
     """The WHERE conditions for a filter; without `technical`, technical lines are left out."""
     conditions = [term_condition(t) for t in log_filter.terms]
-    if log_filter.level != "debug":
-        conditions.append(LogEntry.level_rank >= LEVEL_RANK[log_filter.level])
+    if log_filter.level != LogLevel.DEBUG:
+        conditions.append(LogEntry.level_rank >= LogLevel(log_filter.level).rank)
     if not technical:
         conditions.append(LogEntry.technical.is_(False))
     return conditions
@@ -209,7 +209,7 @@ ERROR_COLUMNS = ["time", "run_id", "run_status", "step", "error_code", "record_k
 
 def workflow_error_rows(session: Session, workflow_id: int, dates: DateRange, technical: bool) -> Iterator[tuple]:
     """Every error-level line of a workflow's runs in the date range, oldest first, streamed."""
-    conditions = log_conditions(LogFilter(level="error"), technical)
+    conditions = log_conditions(LogFilter(level=LogLevel.ERROR.value), technical)
     query = (
         sa.select(
             LogEntry.created_at, Run.id, Run.status, StepRun.step_name,

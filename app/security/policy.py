@@ -2,14 +2,7 @@
 from enum import Enum
 
 from app.models import User, Workflow
-
-
-class Role(str, Enum):
-    VIEWER = "viewer"  # looks at workflows, runs and logs
-    OPERATOR = "operator"  # also runs and cancels workflows
-    MANAGER = "manager"  # also tunes published settings and schedules, replays runs
-    ADMIN = "admin"  # everything, including drafts, publishing and users
-    SUPPORT = "support"  # an operator who also sees technical log detail
+from app.vocabulary import Role
 
 
 class Capability(str, Enum):

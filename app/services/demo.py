@@ -7,15 +7,16 @@ from sqlalchemy.orm import Session
 
 from app.services.users import create_user, find_user
 from app.services.workflows import load_definition
+from app.vocabulary import Role
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 DEMO_PASSWORD = "flowdesk-demo"
 DEMO_USERS = [
-    ("admin@example.com", "admin", "Ada Admin"),
-    ("manager@example.com", "manager", "Max Manager"),
-    ("operator@example.com", "operator", "Olu Operator"),
-    ("viewer@example.com", "viewer", "Vic Viewer"),
-    ("support@example.com", "support", "Sam Support"),
+    ("admin@example.com", Role.ADMIN.value, "Ada Admin"),
+    ("manager@example.com", Role.MANAGER.value, "Max Manager"),
+    ("operator@example.com", Role.OPERATOR.value, "Olu Operator"),
+    ("viewer@example.com", Role.VIEWER.value, "Vic Viewer"),
+    ("support@example.com", Role.SUPPORT.value, "Sam Support"),
 ]
 
 

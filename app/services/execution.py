@@ -17,6 +17,7 @@ from app.engine.transitions import move
 from app.extensions import queues
 from app.models import LogEntry, Run, StepRun
 from app.timeutil import utcnow
+from app.vocabulary import LogLevel
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def end_lost_run(session: Session, run_id: int, code: str, message: str, where=(
         .values(status=StepStatus.FAILED.value, finished_at=now, error_code=code, error_message=message)
         .execution_options(synchronize_session=False)
     )
-    session.add(LogEntry.line(run_id, "error", f"[{code}] {message}"))
+    session.add(LogEntry.line(run_id, LogLevel.ERROR, f"[{code}] {message}"))
     return True
 
 

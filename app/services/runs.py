@@ -15,6 +15,7 @@ from app.security import Capability, can
 from app.services.dispatch import after_commit
 from app.services.execution import enqueue_execute
 from app.timeutil import utcnow
+from app.vocabulary import LogLevel, Trigger
 
 
 class PermissionDenied(Exception):
@@ -58,7 +59,7 @@ def start_run(
     user: User,
     raw_params: dict,
     *,
-    trigger: str = "manual",
+    trigger: Trigger = Trigger.MANUAL,
     from_form: bool = False,
     record: dict | None = None,
 ) -> Run:
@@ -81,6 +82,7 @@ def start_run(
     definition = definition_of(version)
     params = coerce_params(definition.params, raw_params, from_form=from_form)
     record_key = check_record(record)
+    trigger = Trigger(trigger)
     run = Run(
         workflow_id=workflow.id,
         version_id=version.id,
@@ -89,9 +91,9 @@ def start_run(
         context=record,
         record_key=record_key,
         status=RunStatus.PENDING.value,
-        trigger=trigger,
+        trigger=trigger.value,
         triggered_by_id=user.id,
-        trigger_detail=f"{trigger} by {user.email}",
+        trigger_detail=f"{trigger.value} by {user.email}",
         queue=workflow.queue,
         params=params,
         progress_total=len(definition.steps),
@@ -146,7 +148,7 @@ def cancel_run(session: Session, run: Run, user: User) -> CancelResult:
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount == 1:
-                _log(session, run.id, "warning", f"Cancel requested by {user.email}; stopping after the current step")
+                _log(session, run.id, LogLevel.WARNING, f"Cancel requested by {user.email}; stopping after the current step")
                 return CancelResult("requested", status.value)
         elif status in (RunStatus.PENDING, RunStatus.WAITING, RunStatus.WAITING_FOR_APPROVAL):
             if move(
@@ -159,12 +161,12 @@ def cancel_run(session: Session, run: Run, user: User) -> CancelResult:
                     .values(status=StepStatus.CANCELLED.value, finished_at=now)
                     .execution_options(synchronize_session=False)
                 )
-                _log(session, run.id, "warning", f"Run cancelled by {user.email}")
+                _log(session, run.id, LogLevel.WARNING, f"Run cancelled by {user.email}")
                 return CancelResult("cancelled", RunStatus.CANCELLED.value)
         else:
             return CancelResult("finished", status.value)
     return CancelResult("finished", session.scalar(sa.select(Run.status).where(Run.id == run.id)))
 
 
-def _log(session: Session, run_id: int, level: str, message: str) -> None:
+def _log(session: Session, run_id: int, level: LogLevel, message: str) -> None:
     session.add(LogEntry.line(run_id, level, message))

@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.models import ApiToken, User
-from app.security import Role
 from app.timeutil import utcnow
+from app.vocabulary import ROLES
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 
@@ -30,8 +30,8 @@ def create_user(session: Session, email: str, password: str, role: str, name: st
     email = email.strip().lower()
     if not EMAIL_RE.match(email):
         raise UserError(f"email: '{email}' is not an email address")
-    if role not in {r.value for r in Role}:
-        raise UserError(f"role: '{role}' is not a role; use one of {', '.join(r.value for r in Role)}")
+    if role not in ROLES:
+        raise UserError(f"role: '{role}' is not a role; use one of {', '.join(ROLES)}")
     if len(password) < MIN_PASSWORD:
         raise UserError(f"password: must be at least {MIN_PASSWORD} characters")
     if session.scalar(sa.select(User.id).where(User.email == email)):

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from app.engine.definition import parse_definition
 from app.models import User, Workflow, WorkflowVersion
 from app.timeutil import utcnow
+from app.vocabulary import Trigger, WorkflowState
 
 
 @dataclass
@@ -31,7 +32,7 @@ def load_definition(session: Session, document: dict, author: User | None = None
     workflow = session.scalar(sa.select(Workflow).where(Workflow.key == definition.key))
     created = workflow is None
     if created:
-        workflow = Workflow(key=definition.key, draft_definition=document, state="draft")
+        workflow = Workflow(key=definition.key, draft_definition=document, state=WorkflowState.DRAFT.value)
         session.add(workflow)
     elif workflow.published_version is not None and _same(workflow.published_version.definition, document):
         return LoadResult(workflow, workflow.published_version, created=False, changed=False)
@@ -39,7 +40,7 @@ def load_definition(session: Session, document: dict, author: User | None = None
     workflow.description = definition.description
     workflow.kind = definition.kind
     workflow.queue = definition.queue
-    workflow.trigger = document.get("trigger", "manual")
+    workflow.trigger = document.get("trigger", Trigger.MANUAL.value)
     workflow.allowed_roles = document.get("allowed_roles")
     workflow.draft_definition = document
     session.flush()
@@ -58,5 +59,5 @@ def load_definition(session: Session, document: dict, author: User | None = None
     session.add(version)
     session.flush()
     workflow.published_version_id = version.id
-    workflow.state = "published"
+    workflow.state = WorkflowState.PUBLISHED.value
     return LoadResult(workflow, version, created=created, changed=True)

@@ -1,11 +1,12 @@
-"""HTTP errors as the caller reads them: JSON `{"error": ..., "fields": {...}}` under /api/, a page elsewhere."""
+"""HTTP errors as the caller reads them: JSON `{"error": ..., "fields": {...}}` under /api/, a small fragment for
+htmx requests, a page elsewhere."""
 import time
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from app.extensions import limiter
+from app.extensions import htmx, limiter
 
 API_PREFIX = "/api/"
 
@@ -29,14 +30,27 @@ def json_error(status: int, message: str, fields: dict | None = None, headers=()
     return response
 
 
+def is_panel_request() -> bool:
+    """Whether htmx asked for a piece of a page (a panel, a table, a log tail) rather than a whole page.
+
+    A history restore asks for the whole page, and a boosted link or form swaps the whole body: both get the page.
+    """
+    return bool(htmx) and not htmx.history_restore_request and not htmx.boosted
+
+
 def render_http_error(exc: HTTPException):
-    """JSON for the API, the error page for people; keeps headers such as Allow and Retry-After."""
+    """JSON for the API, a small fragment for an htmx panel, the error page for people; keeps headers such as
+    Allow and Retry-After."""
     headers = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
     message = _too_large_message() if isinstance(exc, RequestEntityTooLarge) else exc.description or exc.name
     if is_api_request():
         return json_error(exc.code, message, getattr(exc, "fields", None), headers)
     if exc.code >= 500:
         return exc
+    if is_panel_request():
+        # htmx 2 swaps no 4xx answer by default (its responseHandling marks them errors), so the panel stays as it
+        # was; a page that opts in to swapping errors gets this one line, never the whole error page.
+        return render_template("_error_fragment.html", error=exc, message=message), exc.code, headers
     return render_template("error.html", error=exc, message=message), exc.code, headers
 
 

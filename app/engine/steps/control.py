@@ -3,8 +3,7 @@ from datetime import timedelta
 
 from app.engine.expressions import check_expression, evaluate
 from app.engine.steps import StepFailure, StepResult, StepType, require_text
-
-LOG_LEVELS = ("debug", "info", "warning", "error")
+from app.vocabulary import LOG_LEVELS, LogLevel
 MAX_RECORD_KEY = 120
 MAX_WAIT_SECONDS = 30 * 86400
 
@@ -21,7 +20,7 @@ class LogStep(StepType):
 
     def validate(self, settings):
         errors = require_text(settings, "message")
-        if settings.get("level", "info") not in LOG_LEVELS:
+        if settings.get("level", LogLevel.INFO.value) not in LOG_LEVELS:
             errors.append(("level", f"must be one of {', '.join(LOG_LEVELS)}"))
         if "record_key" in settings and not isinstance(settings["record_key"], (str, int)):
             errors.append(("record_key", "must be text, such as \"{{ record.key }}\" or \"INV-{{ params.number }}\""))
@@ -30,7 +29,7 @@ class LogStep(StepType):
         return errors
 
     def execute(self, settings, env):
-        level = settings.get("level", "info")
+        level = settings.get("level", LogLevel.INFO.value)
         message = str(settings["message"])
         output = {"level": level, "message": message}
         meta = settings.get("meta")

@@ -12,6 +12,7 @@ from urllib3.exceptions import HTTPError, ReadTimeoutError
 from app.engine.steps import StepEnv, StepFailure, StepResult, StepType, require_text
 from app.security.masking import mask_headers, mask_url
 from app.security.outbound import OutboundBlocked, OutboundUnreachable
+from app.vocabulary import LogLevel
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 MAX_TEXT = 100_000
@@ -94,8 +95,8 @@ class HttpRequestStep(StepType):
                 f"HTTP_{status}", f"{method} {shown} answered {status} {reason}: {text[:300]}",
                 suggested_fix(output.get("json")), exchange, output,
             )
-        logs = [("info", f"{method} {shown} answered {status} in {elapsed_ms} ms", None)]
-        technical = [("debug", exchange, {"status": status})]
+        logs = [(LogLevel.INFO, f"{method} {shown} answered {status} in {elapsed_ms} ms", None)]
+        technical = [(LogLevel.DEBUG, exchange, {"status": status})]
         return StepResult(output=output, logs=logs, technical_logs=technical)
 
 

@@ -1,0 +1,208 @@
+"""Who may open what: every route x every role -> the status they get, refusals included.
+
+The world of each test: `open` (published, every role may see it), `restricted` (published, `allowed_roles:
+["admin"]`), `draft` (a draft, for admins only), one pending run of each, a run id that does not exist, and a
+user of the role under test (signed in for pages, with a bearer token for the API). Anonymous callers are sent
+to the sign-in page (302) by pages and get 401 from the API. Invisible workflows and runs answer 404, exactly
+like missing ones; a role that lacks the capability gets 403 (before the loader looks, so a 403 never tells
+that something exists).
+"""
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import Workflow
+from app.vocabulary import Role, WorkflowState
+from tests.conftest import PASSWORD, csrf_token
+from tests.factories import issue_api_token, make_run, steps_workflow
+
+ANONYMOUS = "anonymous"
+ROLES = [r.value for r in Role]
+CALLERS = [*ROLES, ANONYMOUS]
+RUNNERS = {Role.OPERATOR.value, Role.MANAGER.value, Role.ADMIN.value, Role.SUPPORT.value}  # RUN_WORKFLOW, CANCEL_RUN
+EXPORTERS = RUNNERS  # EXPORT_DATA
+ADMIN = Role.ADMIN.value  # VIEW_DRAFTS: sees drafts and every restricted workflow
+MISSING_RUN = 999999
+
+
+def each(status: int) -> dict[str, int]:
+    """Every role gets `status`."""
+    return dict.fromkeys(ROLES, status)
+
+
+def only(allowed: set[str], status: int, others: int) -> dict[str, int]:
+    """`status` for the roles in `allowed`, `others` for the rest."""
+    return {role: status if role in allowed else others for role in ROLES}
+
+
+def gated(capable: set[str], status: int) -> dict[str, int]:
+    """A capability gate in front of an admin-only thing: 403 without the capability, 404 with it (the thing is
+    hidden), `status` for admins."""
+    return {role: status if role == ADMIN else 404 if role in capable else 403 for role in ROLES}
+
+
+# (method, path, expected status per role); `{open}`, `{restricted}`, `{draft}` are the runs of those workflows.
+# Anonymous callers are added below: 302 for pages (the sign-in page), 401 for the API.
+PAGES = [
+    ("GET", "/", each(302)),
+    ("GET", "/login", each(200)),
+    ("POST", "/login", each(401)),  # a wrong password, whoever asks
+    ("POST", "/logout", each(302)),
+    ("GET", "/account", each(200)),
+    ("POST", "/account/password", each(422)),  # empty fields
+    ("POST", "/account/sign-out-everywhere", each(302)),
+    ("GET", "/workflows", each(200)),
+    ("GET", "/workflows/open", each(200)),
+    ("GET", "/workflows/restricted", only({ADMIN}, 200, 404)),
+    ("GET", "/workflows/draft", only({ADMIN}, 200, 404)),
+    ("GET", "/workflows/missing", each(404)),
+    ("POST", "/workflows/open/runs", only(RUNNERS, 302, 403)),
+    ("POST", "/workflows/restricted/runs", gated(RUNNERS, 302)),
+    ("POST", "/workflows/draft/runs", gated(RUNNERS, 409)),  # admins see it, but a draft cannot run
+    ("POST", "/workflows/missing/runs", only(RUNNERS, 404, 403)),
+    ("GET", "/workflows/open/logs?q=key:INV-1", each(200)),
+    ("GET", "/workflows/restricted/logs", only({ADMIN}, 200, 404)),
+    ("GET", "/workflows/draft/logs", only({ADMIN}, 200, 404)),
+    ("GET", "/workflows/open/errors.csv", only(EXPORTERS, 200, 403)),
+    ("GET", "/workflows/restricted/errors.csv", gated(EXPORTERS, 200)),
+    ("GET", "/runs", each(200)),
+    ("GET", "/runs.csv", only(EXPORTERS, 200, 403)),
+    ("GET", "/workflows/open/history", each(200)),
+    ("GET", "/workflows/restricted/history", only({ADMIN}, 200, 404)),
+    ("GET", "/workflows/draft/history", only({ADMIN}, 200, 404)),
+    ("GET", "/workflows/open/history.csv", only(EXPORTERS, 200, 403)),
+    ("GET", "/workflows/restricted/history.csv", gated(EXPORTERS, 200)),
+    ("GET", "/runs/{open}", each(200)),
+    ("GET", "/runs/{restricted}", only({ADMIN}, 200, 404)),
+    ("GET", "/runs/{draft}", only({ADMIN}, 200, 404)),
+    ("GET", f"/runs/{MISSING_RUN}", each(404)),
+    ("GET", "/runs/{open}/log?after=0", each(200)),
+    ("GET", "/runs/{restricted}/log?after=0", only({ADMIN}, 200, 404)),
+    ("GET", "/runs/{open}/log.csv", only(EXPORTERS, 200, 403)),
+    ("GET", "/runs/{restricted}/log.csv", gated(EXPORTERS, 200)),
+    ("POST", "/runs/{open}/cancel", only(RUNNERS, 302, 403)),
+    ("POST", "/runs/{restricted}/cancel", gated(RUNNERS, 302)),
+    ("POST", f"/runs/{MISSING_RUN}/cancel", only(RUNNERS, 404, 403)),
+]
+API = [
+    ("GET", "/api/v1/openapi.json", each(200)),
+    ("GET", "/api/v1/workflows", each(200)),
+    ("POST", "/api/v1/workflows/open/runs", only(RUNNERS, 202, 403)),
+    # The API loads first and checks the role second: a hidden workflow is 404 even to a viewer.
+    ("POST", "/api/v1/workflows/restricted/runs", only({ADMIN}, 202, 404)),
+    ("POST", "/api/v1/workflows/draft/runs", only({ADMIN}, 409, 404)),
+    ("GET", "/api/v1/runs", each(200)),
+    ("GET", "/api/v1/runs/{open}", each(200)),
+    ("GET", "/api/v1/runs/{restricted}", only({ADMIN}, 200, 404)),
+    ("GET", "/api/v1/runs/{draft}", only({ADMIN}, 200, 404)),
+    ("GET", f"/api/v1/runs/{MISSING_RUN}", each(404)),
+]
+ANONYMOUS_STATUS = {"/login": 200, "/api/v1/openapi.json": 200}  # open to everyone
+
+
+def _anonymous(method: str, path: str) -> int:
+    bare = path.split("?")[0]
+    if method == "POST" and bare == "/login":
+        return 401
+    if bare in ANONYMOUS_STATUS:
+        return ANONYMOUS_STATUS[bare]
+    return 401 if bare.startswith("/api/") else 302
+
+
+ACCESS = [
+    (method, path, caller, expected[caller] if caller != ANONYMOUS else _anonymous(method, path))
+    for method, path, expected in PAGES + API
+    for caller in CALLERS
+]
+
+
+@pytest.fixture
+def world(app, load_workflow):
+    """The three workflows and a pending run of each; returns the run ids by workflow key."""
+    load_workflow(steps_workflow("open", [{"key": "a", "type": "noop"}]))
+    load_workflow(steps_workflow("restricted", [{"key": "a", "type": "noop"}], allowed_roles=[ADMIN]))
+    load_workflow(steps_workflow("draft", [{"key": "a", "type": "noop"}]))
+    with app.app_context():
+        db.session.execute(sa.update(Workflow).where(Workflow.key == "draft").values(state=WorkflowState.DRAFT.value))
+        db.session.commit()
+    return {key: make_run(app, key, "pending") for key in ("open", "restricted", "draft")}
+
+
+@pytest.mark.parametrize(("method", "path", "caller", "expected"), ACCESS,
+                         ids=[f"{m} {p} as {c}" for m, p, c, _ in ACCESS])
+def test_route_answers_each_role_with_its_status(method, path, caller, expected, app, client, make_user, world):
+    url = path.format(**world)
+    if url.startswith("/api/"):
+        headers = {}
+        if caller != ANONYMOUS:
+            headers["Authorization"] = f"Bearer {issue_api_token(app, make_user(caller))}"
+        response = client.open(url, method=method, headers=headers, json={} if method == "POST" else None)
+    else:
+        if caller != ANONYMOUS:
+            email = make_user(caller)
+            signed_in = client.post("/login", data={"email": email, "password": PASSWORD,
+                                                    "csrf_token": csrf_token(client)})
+            assert signed_in.status_code == 302
+        data = None
+        if method == "POST":
+            data = {"csrf_token": csrf_token(client, "/login" if caller == ANONYMOUS else "/account")}
+            if url == "/login":
+                data.update(email="nobody@test.example", password="wrong")
+        response = client.open(url, method=method, data=data)
+    assert response.status_code == expected, response.get_data(as_text=True)[:500]
+    if caller == ANONYMOUS and expected == 302:
+        assert "/login" in response.headers["Location"]
+
+
+def _rule_of(app, method: str, path: str):
+    adapter = app.url_map.bind("localhost")
+    rule, _ = adapter.match(path.split("?")[0].format(open=1, restricted=2, draft=3), method=method,
+                            return_rule=True)
+    return rule.rule, method
+
+
+def test_the_access_table_covers_every_route_and_method(app):
+    """A new route (or method) fails here until it has its rows in the table."""
+    routes = {
+        (rule.rule, method)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static" and not rule.endpoint.startswith("sandbox.")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    covered = {_rule_of(app, method, path) for method, path, _ in PAGES + API}
+    assert routes - covered == set()
+
+
+def _sign_in(client, make_user, role: str) -> None:
+    email = make_user(role)
+    client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(client)})
+
+
+def test_an_htmx_panel_refresh_of_a_hidden_run_gets_a_small_fragment_not_the_error_page(client, make_user, world):
+    _sign_in(client, make_user, Role.OPERATOR.value)
+    response = client.get(f"/runs/{world['restricted']}", headers={"HX-Request": "true", "HX-Target": "run-panel"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 404
+    assert html.startswith('<div class="flash flash-error" role="alert">') and len(html) < 300
+    assert "<html" not in html and "nothing here" in html
+
+
+def test_an_htmx_action_the_role_may_not_take_gets_a_small_403_fragment(client, make_user, world):
+    _sign_in(client, make_user, Role.VIEWER.value)
+    token = csrf_token(client, "/account")
+    response = client.post(f"/runs/{world['open']}/cancel",
+                           headers={"HX-Request": "true", "HX-Target": "run-panel", "X-CSRFToken": token})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 403
+    assert 'role="alert"' in html and "Your role does not allow this." in html
+    assert "<html" not in html and len(html) < 300
+
+
+def test_refusals_outside_a_panel_still_get_the_whole_error_page(client, make_user, world):
+    _sign_in(client, make_user, Role.OPERATOR.value)
+    plain = client.get(f"/runs/{world['restricted']}")
+    restore = client.get(f"/runs/{world['restricted']}",
+                         headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    for response in (plain, restore):
+        assert response.status_code == 404
+        assert "<html" in response.get_data(as_text=True)
