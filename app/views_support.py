@@ -42,6 +42,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["when"] = _when
     app.jinja_env.filters["duration"] = _duration
     app.jinja_env.filters["status_label"] = _status_label
+    app.jinja_env.filters["trigger_label"] = _trigger_label
     app.jinja_env.filters["pretty_json"] = _pretty_json
 
 
@@ -50,6 +51,13 @@ def _status_label(status: str) -> str:
         return RunStatus(status).label
     except ValueError:
         return str(status).capitalize()
+
+
+def _trigger_label(trigger: str) -> str:
+    try:
+        return Trigger(trigger).label
+    except ValueError:
+        return str(trigger).capitalize()
 
 
 def _when(value: datetime | None) -> str:

@@ -26,6 +26,10 @@ class Trigger(str, Enum):
     WEBHOOK = "webhook"  # a signed webhook call
     RECORD = "record"  # a record event (a record was created or changed)
 
+    @property
+    def label(self) -> str:
+        return "API" if self is Trigger.API else self.value.capitalize()
+
 
 class WorkflowState(str, Enum):
     DRAFT = "draft"  # being edited; only admins see it
