@@ -118,8 +118,31 @@ def _run_conditions(run_id: int, log_filter: LogFilter, technical: bool, after: 
 
 
 def run_log_query(run_id: int, log_filter: LogFilter, technical: bool, after: int = 0) -> sa.Select:
-    """A run's log lines that the filter shows, oldest first, after line id `after`."""
-    return sa.select(LogEntry).where(*_run_conditions(run_id, log_filter, technical, after)).order_by(LogEntry.id)
+    """A run's log lines that the filter shows, oldest first, after line id `after` (in the (run_id, id) index's
+    order, so the index gives them without a sort)."""
+    return (sa.select(LogEntry).where(*_run_conditions(run_id, log_filter, technical, after))
+            .order_by(LogEntry.run_id, LogEntry.id))
+
+
+def run_log_after(
+    session: Session, run_id: int, log_filter: LogFilter, technical: bool, after: int, limit: int,
+) -> tuple[list[LogEntry], bool]:
+    """Up to `limit` lines the filter shows after line id `after`, oldest first, and whether more follow."""
+    lines = session.scalars(run_log_query(run_id, log_filter, technical, after).limit(limit + 1)).all()
+    return list(lines[:limit]), len(lines) > limit
+
+
+def run_log_newest(
+    session: Session, run_id: int, log_filter: LogFilter, technical: bool, before: int | None, limit: int,
+) -> tuple[list[LogEntry], bool]:
+    """The newest `limit` lines the filter shows (before line id `before` when given), oldest first, and whether
+    older lines remain; read backwards along the (run_id, id) index."""
+    query = sa.select(LogEntry).where(*_run_conditions(run_id, log_filter, technical))
+    if before is not None:
+        query = query.where(LogEntry.id < before)
+    query = query.order_by(LogEntry.run_id.desc(), LogEntry.id.desc()).limit(limit + 1)
+    lines = session.scalars(query).all()
+    return list(reversed(lines[:limit])), len(lines) > limit
 
 
 RUN_LOG_COLUMNS = ["time", "level", "step", "record_key", "message", "metadata"]
@@ -132,7 +155,7 @@ def run_log_rows(session: Session, run_id: int, log_filter: LogFilter, technical
                   LogEntry.meta)
         .outerjoin(StepRun, StepRun.id == LogEntry.step_run_id)
         .where(*_run_conditions(run_id, log_filter, technical))
-        .order_by(LogEntry.id)
+        .order_by(LogEntry.run_id, LogEntry.id)
     )
     for created_at, level, step, record_key, message, meta in _stream(session, query):
         yield created_at, level, step, record_key, message, _json(meta)
