@@ -73,11 +73,14 @@ def _update(app, model, where, **values):
         db.session.commit()
 
 
-def _add_lines(app, run_id: int, count: int, warning_every: int = 0) -> list[int]:
-    """Write `count` log lines straight into the database (every `warning_every`-th a warning); returns their ids."""
+def _add_lines(app, run_id: int, count: int, warning_every: int = 0, levels: tuple[str, ...] = ()) -> list[int]:
+    """Write `count` log lines straight into the database (every `warning_every`-th a warning, or cycling through
+    `levels`); returns their ids."""
     rows = []
     for n in range(1, count + 1):
         level = "warning" if warning_every and n % warning_every == 0 else "info"
+        if levels:
+            level = levels[n % len(levels)]
         rows.append({"run_id": run_id, "level": level, "level_rank": LEVEL_RANK[level], "message": f"line {n:05d}",
                      "technical": False, "created_at": utcnow()})
     with app.app_context():
@@ -224,3 +227,19 @@ def test_the_search_and_level_filter_apply_to_older_lines_and_the_tail(app, clie
     tail = client.get(f"/runs/{run_id}/log?after={warnings[-1]}&level=warning", headers=HX)
     assert tail.status_code == 204
     assert _ids(client.get(f"/runs/{run_id}/log?after={ids[-1]}", headers=HX).get_data(as_text=True)) == new
+
+
+def test_a_level_filter_merges_the_levels_it_shows_in_line_order_across_pages(app, client, login_as, polls):
+    login_as("operator")
+    run_id = make_run(app, polls, "running", steps=1)
+    ids = _add_lines(app, run_id, 1200, levels=("info", "warning", "error", "debug"))
+    shown = [i for n, i in enumerate(ids, start=1) if n % 4 in (1, 2)]  # warnings and errors, in line order
+    panel = client.get(f"/runs/{run_id}/log?level=warning", headers=HX).get_data(as_text=True)
+    assert _ids(panel) == shown[-500:]
+    rest = client.get(_older_url(panel), headers=HX).get_data(as_text=True)
+    assert _ids(rest) == shown[:100] and _older_url(rest) is None
+    errors = client.get(f"/runs/{run_id}/log?level=error", headers=HX).get_data(as_text=True)
+    assert _ids(errors) == [i for n, i in enumerate(ids, start=1) if n % 4 == 2]
+    new = _add_lines(app, run_id, 8, levels=("info", "warning", "error", "debug"))
+    tail = client.get(f"/runs/{run_id}/log?after={shown[-1]}&level=warning", headers=HX).get_data(as_text=True)
+    assert _ids(tail) == [i for n, i in enumerate(new, start=1) if n % 4 in (1, 2)]
