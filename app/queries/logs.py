@@ -114,7 +114,9 @@ def log_conditions(log_filter: LogFilter, technical: bool) -> list:
 
 
 def _run_conditions(run_id: int, log_filter: LogFilter, technical: bool, after: int = 0) -> list:
-    return [LogEntry.run_id == run_id, LogEntry.id > after, *log_conditions(log_filter, technical)]
+    # Only a real bound on id: a second, empty one (`id > 0`) can lead SQLite to the wrong range.
+    bound = [LogEntry.id > after] if after else []
+    return [LogEntry.run_id == run_id, *bound, *log_conditions(log_filter, technical)]
 
 
 def run_log_query(run_id: int, log_filter: LogFilter, technical: bool, after: int = 0) -> sa.Select:
