@@ -16,6 +16,7 @@ set, otherwise a SQLite file and a private redis-server in a temp directory that
 import argparse
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -191,6 +192,8 @@ def main(argv=None) -> int:
     if args.runs < 1 or args.lines < 1 or args.requests < 1:
         parser.error("--runs, --lines and --requests must be at least 1")
 
+    # With a DATABASE_URL the app refuses to start without a SECRET_KEY; a throwaway one serves the bench.
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
     tmp = Path(tempfile.mkdtemp(prefix="flowdesk-history-"))
     app = web = None
     try:
