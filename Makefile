@@ -6,7 +6,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench clean install venv-missing
+.PHONY: run test bench bench-history clean install venv-missing
 
 run: $(STAMP)
 	exec $(VPY) -m app.launcher
@@ -16,6 +16,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VPY) bench/throughput.py
+
+bench-history: $(STAMP)
+	$(VPY) bench/history.py
 
 install: $(STAMP)
 

@@ -1,7 +1,9 @@
 """Runs: the history lists, a run's detail page (live while active), its job log tail, and cancelling."""
 from dataclasses import replace
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint, Response, abort, flash, make_response, redirect, render_template, request, session, url_for,
+)
 from flask_login import current_user
 
 from app.engine.states import ACTIVE, RunStatus
@@ -10,7 +12,7 @@ from app.models import Run, Workflow
 from app.queries import runs as runs_queries
 from app.queries.csv import csv_response
 from app.queries.filters import RANGES, RunFilter
-from app.queries.logs import RUN_LOG_COLUMNS, LogFilter, run_log_query, run_log_rows
+from app.queries.logs import RUN_LOG_COLUMNS, LogFilter, run_log_after, run_log_newest, run_log_rows
 from app.security import (
     Capability, can, get_run_or_404, get_workflow_or_404, requires, visible_workflow_ids, visible_workflows,
 )
@@ -127,50 +129,80 @@ def _workers_for(queue_name: str) -> int:
 def detail(run_id: int):
     """Show a run: overview, progress and steps, refreshed while it is active, and its job log."""
     run = get_run_or_404(db.session, run_id, current_user)
-    context = _panel_context(run)
     if htmx and htmx.target == "run-panel" and not htmx.history_restore_request:
-        return render_template("runs/_run.html", **context)
-    context.update(_log_context(run, after=0, log_filter=LogFilter.from_args(request.args)))
+        workers, marker = _panel_state(run)
+        # A poll whose panel has not changed gets an empty 204, which htmx leaves unswapped, before any step is
+        # loaded or anything rendered; a pending flash message still renders.
+        if request.args.get("seen") == marker and not session.get("_flashes"):
+            return Response(status=204)
+        return render_template("runs/_run.html", **_panel_context(run, workers, marker))
+    context = _panel_context(run, *_panel_state(run))
+    context.update(_log_context(run, LogFilter.from_args(request.args)))
     return render_template("runs/detail.html", **context)
 
 
-def _panel_context(run: Run) -> dict:
+def _panel_state(run: Run) -> tuple[int | None, str]:
+    """The workers serving a pending run's queue, and the marker that changes when the panel would."""
     workers = _workers_for(run.queue) if run.status == RunStatus.PENDING.value else None
-    return {"run": run, "steps": run.steps, "workers": workers}
+    marker = runs_queries.panel_marker(db.session, run, current_user.id, current_user.role, bool(workers))
+    return workers, marker
 
 
-def _log_context(run: Run, after: int, log_filter: LogFilter) -> dict:
+def _panel_context(run: Run, workers: int | None, marker: str) -> dict:
+    return {"run": run, "steps": run.steps, "workers": workers, "marker": marker}
+
+
+def _log_context(run: Run, log_filter: LogFilter) -> dict:
+    """The log panel as first shown: the newest lines, a control for older ones, the tail from the newest."""
     # Read the status before the lines: a run's last lines commit with its final status.
     live = run.status in {s.value for s in ACTIVE}
     technical = can(current_user, Capability.VIEW_TECHNICAL_LOGS)
-    lines = db.session.scalars(run_log_query(run.id, log_filter, technical, after).limit(LOG_PAGE)).all()
-    more = len(lines) == LOG_PAGE
+    lines, older = run_log_newest(db.session, run.id, log_filter, technical, None, LOG_PAGE)
+    return _rows_context(run, log_filter, lines, live=live, older=older, more=False, last_id=0)
+
+
+def _rows_context(run: Run, log_filter: LogFilter, lines: list, *, live: bool, older: bool, more: bool,
+                  last_id: int, tail: bool = True) -> dict:
     return {
         "run": run,
         "lines": lines,
-        "last_id": lines[-1].id if lines else after,
+        "first_id": lines[0].id if lines else None,
+        "last_id": lines[-1].id if lines else last_id,
         "filter": log_filter,
         "level": log_filter.level,
         "levels": LOG_LEVELS,
         "live": live,
         "more": more,
+        "older": older,
+        "tail": tail,
     }
 
 
 @bp.get("/runs/<int:run_id>/log")
 @requires(Capability.VIEW_RUNS)
 def log(run_id: int):
-    """The job log: the whole panel (for a new level or search) or, with ?after=ID, only the newer lines."""
+    """The job log: the whole panel (for a new level or search), with ?after=ID only the newer lines (204 when
+    there are none yet), with ?before=ID the page of lines before that one."""
     run = get_run_or_404(db.session, run_id, current_user)
     after = id_arg("after")
+    before = id_arg("before")
     log_filter = LogFilter.from_args(request.args)
+    technical = can(current_user, Capability.VIEW_TECHNICAL_LOGS)
     if after is not None:
-        return render_template("runs/_log_rows.html", **_log_context(run, after=after, log_filter=log_filter))
+        live = run.status in {s.value for s in ACTIVE}
+        lines, more = run_log_after(db.session, run.id, log_filter, technical, after, LOG_PAGE)
+        if not lines and live:
+            return Response(status=204)
+        context = _rows_context(run, log_filter, lines, live=live, older=False, more=more, last_id=after)
+        return render_template("runs/_log_rows.html", **context)
+    if before is not None:
+        lines, older = run_log_newest(db.session, run.id, log_filter, technical, before, LOG_PAGE)
+        context = _rows_context(run, log_filter, lines, live=False, older=older, more=False, last_id=0, tail=False)
+        return render_template("runs/_log_rows.html", **context)
     page_url = url_for("runs.detail", run_id=run.id, **log_filter.to_args())
     if not htmx:
         return redirect(page_url)
-    context = _log_context(run, after=0, log_filter=log_filter)
-    response = make_response(render_template("runs/_log.html", **context))
+    response = make_response(render_template("runs/_log.html", **_log_context(run, log_filter)))
     # The address bar shows the run page with this filter, so it can be bookmarked, shared and reloaded.
     response.headers["HX-Push-Url"] = page_url
     return response
@@ -205,5 +237,6 @@ def cancel(run_id: int):
     flash(*messages[result.outcome])
     db.session.expire_all()
     if htmx:
-        return render_template("runs/_run.html", **_panel_context(db.session.get(Run, run_id)))
+        run = db.session.get(Run, run_id)
+        return render_template("runs/_run.html", **_panel_context(run, *_panel_state(run)))
     return redirect(url_for("runs.detail", run_id=run_id))

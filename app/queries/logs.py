@@ -4,7 +4,7 @@ runs (find by key or text, export errors by date). The page, its live tail and t
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
@@ -114,12 +114,56 @@ def log_conditions(log_filter: LogFilter, technical: bool) -> list:
 
 
 def _run_conditions(run_id: int, log_filter: LogFilter, technical: bool, after: int = 0) -> list:
-    return [LogEntry.run_id == run_id, LogEntry.id > after, *log_conditions(log_filter, technical)]
+    # Only a real bound on id: a second, empty one (`id > 0`) can lead SQLite to the wrong range.
+    bound = [LogEntry.id > after] if after else []
+    return [LogEntry.run_id == run_id, *bound, *log_conditions(log_filter, technical)]
 
 
 def run_log_query(run_id: int, log_filter: LogFilter, technical: bool, after: int = 0) -> sa.Select:
-    """A run's log lines that the filter shows, oldest first, after line id `after`."""
-    return sa.select(LogEntry).where(*_run_conditions(run_id, log_filter, technical, after)).order_by(LogEntry.id)
+    """A run's log lines that the filter shows, oldest first, after line id `after` (in the (run_id, id) index's
+    order, so the index gives them without a sort)."""
+    return (sa.select(LogEntry).where(*_run_conditions(run_id, log_filter, technical, after))
+            .order_by(LogEntry.run_id, LogEntry.id))
+
+
+def run_log_after(
+    session: Session, run_id: int, log_filter: LogFilter, technical: bool, after: int, limit: int,
+) -> tuple[list[LogEntry], bool]:
+    """Up to `limit` lines the filter shows after line id `after`, oldest first, and whether more follow."""
+    lines = session.scalars(_run_page(run_id, log_filter, technical, [LogEntry.id > after], False, limit + 1)).all()
+    return list(lines[:limit]), len(lines) > limit
+
+
+def run_log_newest(
+    session: Session, run_id: int, log_filter: LogFilter, technical: bool, before: int | None, limit: int,
+) -> tuple[list[LogEntry], bool]:
+    """The newest `limit` lines the filter shows (before line id `before` when given), oldest first, and whether
+    older lines remain."""
+    bounds = [] if before is None else [LogEntry.id < before]
+    lines = session.scalars(_run_page(run_id, log_filter, technical, bounds, True, limit + 1)).all()
+    return list(reversed(lines[:limit])), len(lines) > limit
+
+
+def _run_page(run_id: int, log_filter: LogFilter, technical: bool, bounds: list, newest: bool, limit: int):
+    """`limit` lines of a run in id order (newest first when `newest`), read along an index: (run_id, id) for all
+    levels; with a level filter, (run_id, level_rank, id) once per level shown, merged by id."""
+    order = (LogEntry.run_id.desc(), LogEntry.id.desc()) if newest else (LogEntry.run_id, LogEntry.id)
+    if log_filter.level == "debug":
+        return (sa.select(LogEntry).where(*_run_conditions(run_id, log_filter, technical), *bounds)
+                .order_by(*order).limit(limit))
+    others = log_conditions(replace(log_filter, level="debug"), technical)
+    ranked = ((LogEntry.run_id.desc(), LogEntry.level_rank.desc(), LogEntry.id.desc()) if newest
+              else (LogEntry.run_id, LogEntry.level_rank, LogEntry.id))
+    branches = [
+        sa.select(
+            sa.select(LogEntry.id)
+            .where(LogEntry.run_id == run_id, LogEntry.level_rank == rank, *others, *bounds)
+            .order_by(*ranked).limit(limit).subquery().c.id
+        )
+        for rank in range(LEVEL_RANK[log_filter.level], len(LEVELS))
+    ]
+    ids = sa.union_all(*branches).subquery()
+    return sa.select(LogEntry).where(LogEntry.id.in_(sa.select(ids.c.id))).order_by(*order).limit(limit)
 
 
 RUN_LOG_COLUMNS = ["time", "level", "step", "record_key", "message", "metadata"]
@@ -132,7 +176,7 @@ def run_log_rows(session: Session, run_id: int, log_filter: LogFilter, technical
                   LogEntry.meta)
         .outerjoin(StepRun, StepRun.id == LogEntry.step_run_id)
         .where(*_run_conditions(run_id, log_filter, technical))
-        .order_by(LogEntry.id)
+        .order_by(LogEntry.run_id, LogEntry.id)
     )
     for created_at, level, step, record_key, message, meta in _stream(session, query):
         yield created_at, level, step, record_key, message, _json(meta)

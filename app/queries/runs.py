@@ -1,5 +1,6 @@
 """Runs as people look for them: filtered, newest first, a page at a time, with a bounded count."""
 from collections.abc import Iterator
+import hashlib
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -7,6 +8,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.engine.states import ACTIVE, FINISHED
 from app.models import LogEntry, Run, Workflow, WorkflowVersion
+from app.models.run import StepRun
 from app.queries.filters import RunFilter
 
 COUNT_CAP = 10_000
@@ -108,3 +110,16 @@ def export_rows(session: Session, f: RunFilter, workflow_ids: list[int]) -> Iter
         .execution_options(stream_results=True, yield_per=1000)
     )
     yield from session.execute(query)
+
+
+def panel_marker(session: Session, run: Run, *extra) -> str:
+    """A short token that changes whenever the run panel would show something new (status, progress, a cancel
+    request, a step scheduled, started, parked or finished), read with one aggregate over the run's step runs."""
+    steps = session.execute(
+        sa.select(sa.func.count(), sa.func.max(StepRun.id), sa.func.count(StepRun.started_at),
+                  sa.func.count(StepRun.finished_at), sa.func.count(StepRun.resume_at))
+        .where(StepRun.run_id == run.id)
+    ).one()
+    parts = (run.status, run.attempt, run.progress_done, run.progress_total, run.cancel_requested_at,
+             run.started_at, run.finished_at, run.error_code, *steps, *extra)
+    return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()

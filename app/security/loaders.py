@@ -1,7 +1,7 @@
 """Loaders that hide what a user may not see: missing and invisible things both answer 404."""
 import sqlalchemy as sa
 from flask import abort
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.models import Run, User, Workflow
 from app.security.policy import Capability, can, workflow_visible
@@ -31,7 +31,7 @@ def get_workflow_or_404(session: Session, key: str, user: User) -> Workflow:
 
 def get_run_or_404(session: Session, run_id: int, user: User) -> Run:
     """Load a run, answering 404 when it does not exist or its workflow is hidden from `user`."""
-    run = session.get(Run, run_id)
+    run = session.get(Run, run_id, options=[joinedload(Run.workflow)])
     if run is None or not workflow_visible(run.workflow, user):
         abort(404)
     return run

@@ -1,0 +1,245 @@
+"""Polls that change nothing cost next to nothing: the run panel answers an empty 204 until something it shows
+changes, the live log tail answers an empty 204 until a new line arrives, and a run's log opens on its newest lines
+with older ones loaded on demand, upwards."""
+import re
+from contextlib import contextmanager
+
+import pytest
+import sqlalchemy as sa
+from flask import template_rendered
+
+from app.extensions import db
+from app.models import LogEntry, Run
+from app.models.log import LEVEL_RANK
+from app.models.run import StepRun
+from app.timeutil import utcnow
+from tests.factories import make_run, steps_workflow
+
+PANEL = {"HX-Request": "true", "HX-Target": "run-panel"}
+HX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def polls(load_workflow):
+    load_workflow(steps_workflow("polls", [{"key": "a", "type": "noop"}, {"key": "b", "type": "noop"}]))
+    return "polls"
+
+
+@contextmanager
+def rendered(app):
+    """The names of the templates rendered inside the block."""
+    names = []
+
+    def record(sender, template, context, **extra):
+        names.append(template.name)
+
+    template_rendered.connect(record, app)
+    try:
+        yield names
+    finally:
+        template_rendered.disconnect(record, app)
+
+
+@contextmanager
+def statements(app):
+    """The SQL statements sent to the database inside the block."""
+    sent = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def _poll_url(html: str, run_id: int) -> str:
+    found = re.search(rf'hx-get="(/runs/{run_id}\?seen=[0-9a-f]+)" hx-trigger="every 1s"', html)
+    assert found, html[:400]
+    return found.group(1)
+
+
+def _panel(client, url: str):
+    return client.get(url, headers=PANEL)
+
+
+def _update(app, model, where, **values):
+    with app.app_context():
+        db.session.execute(sa.update(model).where(where).values(**values))
+        db.session.commit()
+
+
+def _add_lines(app, run_id: int, count: int, warning_every: int = 0, levels: tuple[str, ...] = ()) -> list[int]:
+    """Write `count` log lines straight into the database (every `warning_every`-th a warning, or cycling through
+    `levels`); returns their ids."""
+    rows = []
+    for n in range(1, count + 1):
+        level = "warning" if warning_every and n % warning_every == 0 else "info"
+        if levels:
+            level = levels[n % len(levels)]
+        rows.append({"run_id": run_id, "level": level, "level_rank": LEVEL_RANK[level], "message": f"line {n:05d}",
+                     "technical": False, "created_at": utcnow()})
+    with app.app_context():
+        before = db.session.scalar(sa.select(sa.func.max(LogEntry.id)).where(LogEntry.run_id == run_id)) or 0
+        db.session.execute(sa.insert(LogEntry), rows)
+        db.session.commit()
+        return list(db.session.scalars(
+            sa.select(LogEntry.id).where(LogEntry.run_id == run_id, LogEntry.id > before).order_by(LogEntry.id)))
+
+
+def _ids(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'<tr class="[^"]*" data-id="(\d+)"', html)]
+
+
+def _older_url(html: str) -> str | None:
+    found = re.search(r'<tr id="log-older".*?hx-get="([^"]+)"', html, re.S)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def test_an_unchanged_run_panel_poll_answers_an_empty_204_without_rendering(app, client, login_as, polls):
+    login_as("operator")
+    run_id = make_run(app, polls, "running", steps=2)
+    url = _poll_url(_panel(client, f"/runs/{run_id}").get_data(as_text=True), run_id)
+    with rendered(app) as names:
+        response = _panel(client, url)
+    assert response.status_code == 204 and response.get_data() == b""
+    assert names == []
+
+
+def test_the_run_panel_renders_again_when_a_step_finishes_and_when_the_status_changes(app, client, login_as, polls):
+    login_as("operator")
+    run_id = make_run(app, polls, "running", steps=2)
+    url = _poll_url(_panel(client, f"/runs/{run_id}").get_data(as_text=True), run_id)
+    _update(app, StepRun, StepRun.run_id == run_id, status="completed", finished_at=utcnow())
+    with rendered(app) as names:
+        response = _panel(client, url)
+    assert response.status_code == 200 and names == ["runs/_run.html"]
+    after_step = _poll_url(response.get_data(as_text=True), run_id)
+    assert after_step != url and _panel(client, after_step).status_code == 204
+
+    _update(app, Run, Run.id == run_id, progress_done=2, status="waiting")
+    response = _panel(client, after_step)
+    assert response.status_code == 200 and 'id="run-status">Waiting' in response.get_data(as_text=True)
+
+
+def test_the_finished_run_panel_renders_once_without_polling(app, client, login_as, polls):
+    login_as("operator")
+    run_id = make_run(app, polls, "running", steps=2)
+    url = _poll_url(_panel(client, f"/runs/{run_id}").get_data(as_text=True), run_id)
+    _update(app, Run, Run.id == run_id, status="completed", finished_at=utcnow())
+    response = _panel(client, url)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "Completed" in html
+    assert "hx-trigger" not in html.split(">", 1)[0]
+
+
+def test_a_pending_flash_message_is_not_held_back_by_an_unchanged_poll(app, client, login_as, polls):
+    login_as("operator")
+    run_id = make_run(app, polls, "running", steps=2)
+    url = _poll_url(_panel(client, f"/runs/{run_id}").get_data(as_text=True), run_id)
+    with client.session_transaction() as session:
+        session["_flashes"] = [("info", "Something to say.")]
+    response = _panel(client, url)
+    assert response.status_code == 200 and "Something to say." in response.get_data(as_text=True)
+    assert _panel(client, url).status_code == 204
+
+
+def test_an_unchanged_run_panel_poll_costs_three_sql_statements(app, client, login_as, polls):
+    login_as("operator")
+    run_id = make_run(app, polls, "running", steps=2)
+    url = _poll_url(_panel(client, f"/runs/{run_id}").get_data(as_text=True), run_id)
+    with statements(app) as sent:
+        assert _panel(client, url).status_code == 204
+    # The signed-in user, the run with its workflow (for who may see it), one aggregate over its steps.
+    assert len(sent) == 3, sent
+
+
+def test_a_live_tail_with_nothing_new_answers_an_empty_204_without_rendering(app, client, login_as, polls):
+    login_as("operator")
+    run_id = make_run(app, polls, "running", steps=1)
+    last = _add_lines(app, run_id, 3)[-1]
+    with rendered(app) as names:
+        response = client.get(f"/runs/{run_id}/log?after={last}", headers=HX)
+    assert response.status_code == 204 and response.get_data() == b"" and names == []
+
+
+def test_a_live_tail_with_new_lines_answers_only_them_and_keeps_polling_from_the_newest(
+        app, client, login_as, polls):
+    login_as("operator")
+    run_id = make_run(app, polls, "running", steps=1)
+    last = _add_lines(app, run_id, 3)[-1]
+    new = _add_lines(app, run_id, 2)
+    html = client.get(f"/runs/{run_id}/log?after={last}", headers=HX).get_data(as_text=True)
+    assert _ids(html) == new
+    assert f'hx-get="/runs/{run_id}/log?after={new[-1]}" hx-trigger="every 1s"' in html
+
+
+def test_the_tail_of_a_run_that_finished_says_end_of_log_and_stops(app, client, login_as, polls):
+    login_as("operator")
+    run_id = make_run(app, polls, "completed", steps=1)
+    last = _add_lines(app, run_id, 3)[-1]
+    response = client.get(f"/runs/{run_id}/log?after={last}", headers=HX)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "End of log." in html and "hx-trigger" not in html
+
+
+@pytest.mark.parametrize("status", ["running", "completed"])
+def test_a_long_log_opens_on_its_newest_lines_and_loads_older_ones_upwards(app, client, login_as, polls, status):
+    login_as("operator")
+    run_id = make_run(app, polls, status, steps=1)
+    ids = _add_lines(app, run_id, 1200)
+    page = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert _ids(page) == ids[-500:]
+    assert "line 01200" in page and "line 00700" not in page
+    if status == "running":
+        assert f'hx-get="/runs/{run_id}/log?after={ids[-1]}" hx-trigger="every 1s"' in page
+    else:
+        assert "End of log." in page
+    older = _older_url(page)
+    assert older == f"/runs/{run_id}/log?before={ids[-500]}"
+
+    second = client.get(older, headers=HX).get_data(as_text=True)
+    assert _ids(second) == ids[200:700] and 'id="log-tail"' not in second
+    third = client.get(_older_url(second), headers=HX).get_data(as_text=True)
+    assert _ids(third) == ids[:200] and _older_url(third) is None
+
+
+def test_the_search_and_level_filter_apply_to_older_lines_and_the_tail(app, client, login_as, polls):
+    login_as("operator")
+    run_id = make_run(app, polls, "running", steps=1)
+    ids = _add_lines(app, run_id, 1200, warning_every=2)
+    warnings = ids[1::2]
+    panel = client.get(f"/runs/{run_id}/log?level=warning", headers=HX).get_data(as_text=True)
+    assert _ids(panel) == warnings[-500:]
+    older = _older_url(panel)
+    assert older == f"/runs/{run_id}/log?before={warnings[-500]}&level=warning"
+    rest = client.get(older, headers=HX).get_data(as_text=True)
+    assert _ids(rest) == warnings[:100] and _older_url(rest) is None
+    assert f'hx-get="/runs/{run_id}/log?after={warnings[-1]}&amp;level=warning"' in panel
+
+    searched = client.get(f"/runs/{run_id}/log?q=line+0000", headers=HX).get_data(as_text=True)
+    assert _ids(searched) == ids[:9] and _older_url(searched) is None
+    new = _add_lines(app, run_id, 2)
+    tail = client.get(f"/runs/{run_id}/log?after={warnings[-1]}&level=warning", headers=HX)
+    assert tail.status_code == 204
+    assert _ids(client.get(f"/runs/{run_id}/log?after={ids[-1]}", headers=HX).get_data(as_text=True)) == new
+
+
+def test_a_level_filter_merges_the_levels_it_shows_in_line_order_across_pages(app, client, login_as, polls):
+    login_as("operator")
+    run_id = make_run(app, polls, "running", steps=1)
+    ids = _add_lines(app, run_id, 1200, levels=("info", "warning", "error", "debug"))
+    shown = [i for n, i in enumerate(ids, start=1) if n % 4 in (1, 2)]  # warnings and errors, in line order
+    panel = client.get(f"/runs/{run_id}/log?level=warning", headers=HX).get_data(as_text=True)
+    assert _ids(panel) == shown[-500:]
+    rest = client.get(_older_url(panel), headers=HX).get_data(as_text=True)
+    assert _ids(rest) == shown[:100] and _older_url(rest) is None
+    errors = client.get(f"/runs/{run_id}/log?level=error", headers=HX).get_data(as_text=True)
+    assert _ids(errors) == [i for n, i in enumerate(ids, start=1) if n % 4 == 2]
+    new = _add_lines(app, run_id, 8, levels=("info", "warning", "error", "debug"))
+    tail = client.get(f"/runs/{run_id}/log?after={shown[-1]}&level=warning", headers=HX).get_data(as_text=True)
+    assert _ids(tail) == [i for n, i in enumerate(new, start=1) if n % 4 in (1, 2)]
