@@ -19,6 +19,7 @@ temp directory that is deleted at the end.
 """
 import argparse
 import os
+import secrets
 import re
 import shutil
 import signal
@@ -145,6 +146,8 @@ def setup(tmp: Path):
             "REDIS_URL": redis_url,
             "INSTANCE_DIR": str(tmp / "instance"),
             "DEMO_MODE": False,
+            # With a DATABASE_URL the app refuses to start without a SECRET_KEY; a throwaway one serves the bench.
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32),
         }
     )
     with app.app_context():
