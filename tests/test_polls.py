@@ -10,7 +10,7 @@ from flask import template_rendered
 
 from app.extensions import db
 from app.models import LogEntry, Run
-from app.models.log import LEVEL_RANK
+from app.vocabulary import LogLevel
 from app.models.run import StepRun
 from app.timeutil import utcnow
 from tests.factories import make_run, steps_workflow
@@ -81,7 +81,7 @@ def _add_lines(app, run_id: int, count: int, warning_every: int = 0, levels: tup
         level = "warning" if warning_every and n % warning_every == 0 else "info"
         if levels:
             level = levels[n % len(levels)]
-        rows.append({"run_id": run_id, "level": level, "level_rank": LEVEL_RANK[level], "message": f"line {n:05d}",
+        rows.append({"run_id": run_id, "level": level, "level_rank": LogLevel(level).rank, "message": f"line {n:05d}",
                      "technical": False, "created_at": utcnow()})
     with app.app_context():
         before = db.session.scalar(sa.select(sa.func.max(LogEntry.id)).where(LogEntry.run_id == run_id)) or 0

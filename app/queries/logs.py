@@ -160,7 +160,7 @@ def _run_page(run_id: int, log_filter: LogFilter, technical: bool, bounds: list,
             .where(LogEntry.run_id == run_id, LogEntry.level_rank == rank, *others, *bounds)
             .order_by(*ranked).limit(limit).subquery().c.id
         )
-        for rank in range(LEVEL_RANK[log_filter.level], len(LEVELS))
+        for rank in range(LogLevel(log_filter.level).rank, len(LOG_LEVELS))
     ]
     ids = sa.union_all(*branches).subquery()
     return sa.select(LogEntry).where(LogEntry.id.in_(sa.select(ids.c.id))).order_by(*order).limit(limit)
