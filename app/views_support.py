@@ -5,7 +5,7 @@ from datetime import datetime
 from flask import Flask
 from flask_login import current_user
 
-from app.engine.states import ACTIVE, FINISHED, RunStatus, StepStatus
+from app.engine.states import RunStatus, StepStatus
 from app.extensions import db, login_manager
 from app.models import User
 from app.security import Capability, can
@@ -35,8 +35,6 @@ def init_app(app: Flask) -> None:
             "Trigger": Trigger,
             "WorkflowState": WorkflowState,
             "LogLevel": LogLevel,
-            "ACTIVE_STATUSES": {s.value for s in ACTIVE},
-            "FINISHED_STATUSES": {s.value for s in FINISHED},
         }
 
     app.jinja_env.filters["when"] = _when

@@ -6,7 +6,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from app.engine.states import ACTIVE, RunStatus
+from app.engine.states import RunStatus
 from app.extensions import db, htmx, queues
 from app.models import Run, Workflow
 from app.queries import runs as runs_queries
@@ -155,7 +155,7 @@ def _panel_context(run: Run, workers: int | None, marker: str) -> dict:
 def _log_context(run: Run, log_filter: LogFilter) -> dict:
     """The log panel as first shown: the newest lines, a control for older ones, the tail from the newest."""
     # Read the status before the lines: a run's last lines commit with its final status.
-    live = run.status in {s.value for s in ACTIVE}
+    live = run.is_active
     technical = can(current_user, Capability.VIEW_TECHNICAL_LOGS)
     lines, older = run_log_newest(db.session, run.id, log_filter, technical, None, LOG_PAGE)
     return _rows_context(run, log_filter, lines, live=live, older=older, more=False, last_id=0)
@@ -189,7 +189,7 @@ def log(run_id: int):
     log_filter = LogFilter.from_args(request.args)
     technical = can(current_user, Capability.VIEW_TECHNICAL_LOGS)
     if after is not None:
-        live = run.status in {s.value for s in ACTIVE}
+        live = run.is_active
         lines, more = run_log_after(db.session, run.id, log_filter, technical, after, LOG_PAGE)
         if not lines and live:
             return Response(status=204)

@@ -4,7 +4,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.engine.states import FINISHED, STEP_FINISHED, RunStatus
+from app.engine.states import ACTIVE, FINISHED, STEP_FINISHED, RunStatus
 from app.extensions import db
 from app.models.types import BigId, JSONType
 from app.timeutil import utcnow
@@ -66,6 +66,11 @@ class Run(db.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def is_active(self) -> bool:
+        """Pending, running or waiting: the run's page and log still change."""
+        return self.status in ACTIVE
 
     @property
     def percent(self) -> int:

@@ -9,7 +9,7 @@ import certifi
 import urllib3
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
-from app.engine.steps import StepEnv, StepFailure, StepResult, StepType, require_text
+from app.engine.steps import StepFailure, StepResult, StepType, require_text
 from app.security.masking import mask_headers, mask_url
 from app.security.outbound import OutboundBlocked, OutboundUnreachable
 from app.vocabulary import LogLevel
