@@ -1,19 +1,29 @@
-"""Response times of the history pages, a big run's page and its polls, against a production-sized database.
+"""Response times of the history pages, a big run's page, its polls and the exports, at a production size.
 
-    .venv/bin/python bench/history.py [--runs N] [--lines M] [--requests R]
+    .venv/bin/python bench/history.py [--runs N] [--lines M] [--big-lines B] [--requests R] [--browsers K]
+                                      [--seconds S] [--reuse] [--keep]
 
-Loads N runs (default 100,000) over the last 90 days across 20 workflows, and one running run with M log lines
-(default 1,000,000) written with SQL (generate_series on PostgreSQL, a recursive CTE on SQLite), then ANALYZE.
-Starts gunicorn on `wsgi:app` as `make run` does (2 gthread workers, 8 threads), signs in with a real session and
-times R requests (default 50, after 3 unmeasured) to each page, one at a time, printing p50 and p95 next to the
-target. Then measures what `gc.freeze()` in wsgi.py changes: the objects a full collection walks and its pause, in a
-process that imported wsgi, frozen and unfrozen. The exit status is 1 only when a request answers an unexpected
-status.
+Loads, with SQL (generate_series on PostgreSQL, a recursive CTE on SQLite; never the ORM), N runs (default
+1,000,000) over the last 90 days across 20 workflows, M log lines in all (default 10,000,000), B of them
+(default 1,000,000) in one running run written after most of the others, then ANALYZE. Starts gunicorn on
+`wsgi:app` as `make run` does (2 gthread workers, 8 threads each), signs in as an operator with a real session and
+measures through HTTP:
+- p50/p95 of R requests (default 50, after 3 unmeasured) to each page and poll, one at a time;
+- K simulated browsers (default 200), each polling the big run's panel and its log tail once a second for S
+  seconds (default 60) over keep-alive connections: answers per second and p50/p95;
+- the runs CSV of every run against a raw server-side-cursor read of the same rows in this process, and the peak
+  RSS growth of the gunicorn worker that streamed it;
+- what `gc.freeze()` in wsgi.py changes: the objects a full collection walks and its pause.
+It prints each figure beside the issue's target. The exit status is 1 when a request answers an unexpected status
+or a target is missed.
 
-Uses DATABASE_URL (PostgreSQL, in the schema flowdesk_bench, dropped at the end) and REDIS_URL (database 14) when
-set, otherwise a SQLite file and a private redis-server in a temp directory that is deleted at the end.
+Uses DATABASE_URL (PostgreSQL, in the schema flowdesk_history) and REDIS_URL (database 14) when set, otherwise a
+SQLite file and a private redis-server in a temp directory. The schema is dropped at the end unless --reuse, which
+also reuses one that an earlier --reuse run loaded with the same sizes (and migrates it to the head first).
 """
 import argparse
+import asyncio
+import json
 import os
 import re
 import secrets
@@ -35,13 +45,16 @@ if str(ROOT) not in sys.path:
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from bench.throughput import BENCH_SCHEMA, BenchError, setup, worker_env  # noqa: E402
+from bench.throughput import BenchError, setup, worker_env  # noqa: E402
 
+SCHEMA = "flowdesk_history"
 WORKFLOWS = 20
 DAYS = 90
-POLL_TARGET_MS = 50  # DESIGN.md: 200 browsers polling once a second on 2 cores get p95 <= 50 ms
 STATUSES = ["completed"] * 7 + ["failed", "cancelled", "error"]
 TRIGGERS = ["manual", "schedule", "api", "webhook", "record"]
+IDLE = ("bench-no-runs", "bench-idle")  # for /workflows: one with no runs, one whose only run is 60 days old
+ACTIVE = 5  # pending and running runs besides the big one, for the active section
+CHUNK = 100_000  # runs per INSERT
 GC_PROBE = """
 import gc, json, time
 import wsgi
@@ -57,69 +70,208 @@ print(json.dumps({"frozen": frozen, "unfrozen": unfrozen}))
 """
 
 
-def load(app, n: int, m: int) -> tuple[int, str, str]:
-    """Write the workflows, the runs and the big run's log; returns (big run id, a workflow key, a record key)."""
+class Spell:
+    """How the loader's SQL says a few things on each database."""
+
+    def __init__(self, dialect: str):
+        self.pg = dialect == "postgresql"
+
+    def series(self, name: str) -> str:
+        """Integers :lo to :hi as column `i`."""
+        if self.pg:
+            return f"(SELECT g AS i FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) AS g) AS {name}"
+        return (f"(WITH RECURSIVE s(i) AS (SELECT :lo UNION ALL SELECT i + 1 FROM s WHERE i < :hi) "
+                f"SELECT i FROM s) AS {name}")
+
+    def at(self, seconds: str) -> str:
+        """A UTC timestamp `seconds` after the epoch."""
+        if self.pg:
+            return f"(to_timestamp({seconds}) AT TIME ZONE 'utc')"
+        return f"strftime('%Y-%m-%d %H:%M:%f', {seconds}, 'unixepoch')"
+
+    def padded(self, prefix: str, number: str) -> str:
+        if self.pg:
+            return f"('{prefix}' || lpad(CAST({number} AS text), 7, '0'))"
+        return f"printf('{prefix}%07d', {number})"
+
+    def text(self, number: str) -> str:
+        return f"CAST({number} AS {'text' if self.pg else 'TEXT'})"
+
+    def obj(self, **pairs: str) -> str:
+        inner = ", ".join(f"'{k}', {v}" for k, v in pairs.items())
+        return f"jsonb_build_object({inner})" if self.pg else f"json_object({inner})"
+
+    def pick(self, options: list[str], number: str) -> str:
+        arms = " ".join(f"WHEN {i} THEN '{o}'" for i, o in enumerate(options))
+        return f"CASE ({number}) % {len(options)} {arms} END"
+
+    @property
+    def true(self) -> str:
+        return "true" if self.pg else "1"
+
+    @property
+    def false(self) -> str:
+        return "false" if self.pg else "0"
+
+
+def load(app, n: int, m: int, big_lines: int) -> dict:
+    """Write the workflows, the runs and their log lines with SQL; returns what the requests need to know."""
     from app.extensions import db
     from app.models import Run, Workflow
+    from app.models.run import StepRun
     from app.services.workflows import load_definition
     from app.timeutil import utcnow
 
+    def step(key: str) -> dict:
+        return {"key": key, "type": "noop"}
+
     with app.app_context():
-        for number in range(1, WORKFLOWS + 1):
-            load_definition(db.session, {"key": f"bench-{number:02d}", "name": f"Bench workflow {number:02d}",
-                                         "steps": [{"key": "a", "type": "noop"}]})
+        say = Spell(db.engine.dialect.name)
+        for key in [f"bench-{number:02d}" for number in range(1, WORKFLOWS + 1)] + list(IDLE):
+            load_definition(db.session, {"key": key, "name": key.replace("-", " ").capitalize(),
+                                         "steps": [step("fetch"), step("post"), step("notify")]})
         db.session.commit()
-        workflows = db.session.scalars(sa.select(Workflow).where(Workflow.key.like("bench-%"))).all()
-        history_key = workflows[3].key
         now = utcnow()
-        step = timedelta(days=DAYS) / max(n, 1)
-        rows = []
-        for i in range(n):
-            w = workflows[i % len(workflows)]
-            queued = now - timedelta(days=DAYS) + step * i
-            rows.append({
-                "workflow_id": w.id, "version_id": w.published_version_id, "workflow_key": w.key,
-                "workflow_name": w.name, "status": STATUSES[i % len(STATUSES)], "trigger": TRIGGERS[i % 5],
-                "trigger_detail": "", "queue": "default", "params": {}, "attempt": 1, "progress_done": 1,
-                "progress_total": 1, "queued_at": queued, "started_at": queued + timedelta(seconds=1),
-                "finished_at": queued + timedelta(seconds=5), "dry_run": False, "record_key": f"INV-{i:07d}",
-            })
-            if len(rows) == 10_000:
-                db.session.execute(sa.insert(Run), rows)
-                rows = []
-        w = workflows[0]
-        rows.append({
-            "workflow_id": w.id, "version_id": w.published_version_id, "workflow_key": w.key,
-            "workflow_name": w.name, "status": "running", "trigger": "manual", "trigger_detail": "",
-            "queue": "default", "params": {}, "attempt": 1, "progress_done": 0, "progress_total": 1,
-            "queued_at": now, "started_at": now, "dry_run": False,
-        })
-        db.session.execute(sa.insert(Run), rows)
+        t0 = now.timestamp() - DAYS * 86400
+        dt = DAYS * 86400 / max(n, 1)
+        # Workflow, status and trigger vary independently: slot i % 20, status (i / 20) % 10, trigger (i / 200) % 5.
+        status = say.pick(STATUSES, "n.i / 20")
+        runs = f"""
+            INSERT INTO runs (workflow_id, version_id, workflow_key, workflow_name, status, trigger, trigger_detail,
+                              queue, params, attempt, progress_done, progress_total, queued_at, started_at,
+                              finished_at, dry_run, record_key, error_code, error_message)
+            SELECT w.id, w.published_version_id, w.key, w.name, {status}, {say.pick(TRIGGERS, "n.i / 200")}, '',
+                   'default', '{{}}', 1, 3, 3, {say.at(f"{t0} + n.i * {dt}")}, {say.at(f"{t0} + n.i * {dt} + 1")},
+                   {say.at(f"{t0} + n.i * {dt} + 5")}, {say.false}, {say.padded("INV-", "n.i")},
+                   CASE WHEN {status} IN ('failed', 'error') THEN 'HTTP_5XX' END,
+                   CASE WHEN {status} IN ('failed', 'error') THEN 'The ledger answered 503 Service Unavailable' END
+            FROM {say.series("n")}
+            JOIN (SELECT id, published_version_id, key, name, CAST(substr(key, 7) AS integer) - 1 AS slot
+                  FROM workflows WHERE key LIKE 'bench-__') AS w ON w.slot = n.i % {WORKFLOWS}
+        """
+        for lo in range(1, n + 1, CHUNK):
+            db.session.execute(sa.text(runs), {"lo": lo, "hi": min(n, lo + CHUNK - 1)})
+            db.session.commit()
+            print(f"  runs: {min(n, lo + CHUNK - 1):,}", file=sys.stderr, flush=True)
+
+        workflows = {w.key: w for w in db.session.scalars(sa.select(Workflow).where(Workflow.key.like("bench-%")))}
+
+        def run(key: str, status: str, queued, **fields) -> Run:
+            w = workflows[key]
+            made = Run(workflow_id=w.id, version_id=w.published_version_id, workflow_key=w.key, workflow_name=w.name,
+                       status=status, trigger="manual", queue="default", params={}, queued_at=queued,
+                       progress_total=3, **fields)
+            db.session.add(made)
+            return made
+
+        sixty = now - timedelta(days=60)
+        run("bench-idle", "completed", sixty, started_at=sixty, finished_at=sixty, progress_done=3)
+        for number in range(ACTIVE):
+            run(f"bench-{number + 1:02d}", "pending" if number % 2 else "running", now, started_at=now,
+                progress_done=1)
+        big = run("bench-01", "running", now, started_at=now, progress_done=1, record_key="BATCH-NIGHTLY")
+        db.session.flush()
+        for position, key in enumerate(("fetch", "post")):
+            db.session.add(StepRun(run_id=big.id, step_key=key, step_type="noop", step_name=key.capitalize(),
+                                   status="completed" if position == 0 else "running", scheduled_at=now,
+                                   started_at=now, finished_at=now if position == 0 else None))
         db.session.commit()
-        big = db.session.scalar(sa.select(sa.func.max(Run.id)))
-        if db.engine.dialect.name == "postgresql":
-            series = "SELECT g AS i FROM generate_series(1, :m) AS g"
-            stamp = "now() AT TIME ZONE 'utc'"
-            meta = "CAST(NULL AS JSON)"
-        else:
-            series = "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :m) SELECT i FROM s"
-            stamp = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
-            meta = "NULL"
-        db.session.execute(sa.text(f"""
+        big_id = big.id
+
+        first, last = db.session.execute(
+            sa.select(sa.func.min(Run.id), sa.func.max(Run.id)).where(Run.workflow_key.like("bench-__"),
+                                                                    Run.status.notin_(["running", "pending"]))
+        ).one()
+        per_run = max(0, (m - big_lines) // max(n, 1))
+        ks = " UNION ALL ".join(f"SELECT {k} AS k" for k in range(1, per_run + 1)) or "SELECT 0 AS k WHERE 1 = 0"
+        failed = "r.status IN ('failed', 'error')"
+        lines = f"""
             INSERT INTO log_entries (run_id, created_at, level, level_rank, record_key, message, meta, technical)
-            SELECT :run, {stamp},
-                   CASE WHEN i % 1000 = 0 THEN 'warning' ELSE 'info' END,
-                   CASE WHEN i % 1000 = 0 THEN 2 ELSE 1 END,
-                   CASE WHEN i % 1000 = 0 THEN 'K-' || i ELSE NULL END,
-                   'Processed item ' || i, {meta}, false
-            FROM ({series}) AS n
-        """), {"run": big, "m": m})
-        db.session.commit()
-        with db.engine.connect() as conn:
-            conn.execute(sa.text("ANALYZE"))
-            conn.commit()
+            SELECT r.id, r.started_at,
+                   CASE WHEN k.k = {per_run} AND {failed} THEN 'error' WHEN k.k = 2 THEN 'debug' ELSE 'info' END,
+                   CASE WHEN k.k = {per_run} AND {failed} THEN 3 WHEN k.k = 2 THEN 0 ELSE 1 END,
+                   CASE WHEN k.k = 3 THEN r.record_key WHEN k.k = 4 THEN 'ITEM-' || {say.text("r.id")} END,
+                   CASE WHEN k.k = {per_run} AND {failed}
+                        THEN 'Posting ' || r.record_key || ' to the ledger failed: the service answered 503'
+                        ELSE 'Step ' || {say.text("k.k")} || ' handled ' || r.record_key END,
+                   CASE WHEN k.k = 3 THEN {say.obj(invoice_id="r.record_key", status="200")} END,
+                   CASE WHEN k.k = 5 THEN {say.true} ELSE {say.false} END
+            FROM runs AS r CROSS JOIN ({ks}) AS k
+            WHERE r.id BETWEEN :lo AND :hi AND r.workflow_key LIKE 'bench-__' AND r.id <> :big
+            ORDER BY r.id, k.k
+        """
+        big_sql = f"""
+            INSERT INTO log_entries (run_id, created_at, level, level_rank, record_key, message, meta, technical)
+            SELECT :big, {say.at(str(now.timestamp()))},
+                   CASE WHEN n.i % 5000 = 0 THEN 'error' WHEN n.i % 1000 = 0 THEN 'warning'
+                        WHEN n.i % 7 = 0 THEN 'debug' ELSE 'info' END,
+                   CASE WHEN n.i % 5000 = 0 THEN 3 WHEN n.i % 1000 = 0 THEN 2 WHEN n.i % 7 = 0 THEN 0 ELSE 1 END,
+                   CASE WHEN n.i % 1000 = 0 THEN 'K-' || {say.text("n.i")} END,
+                   'Processed item ' || {say.text("n.i")} || ' of the nightly batch',
+                   CASE WHEN n.i % 10 = 0 THEN {say.obj(invoice_id=say.padded("INV-B", "n.i"), attempt="n.i % 3")}
+                   END,
+                   CASE WHEN n.i % 500 = 250 THEN {say.true} ELSE {say.false} END
+            FROM {say.series("n")}
+        """
+        # The big run's lines go in after about nine tenths of the others, as a long run's would.
+        cut = first + (last - first) * 9 // 10
+        for lo in range(first, cut + 1, CHUNK):
+            db.session.execute(sa.text(lines), {"lo": lo, "hi": min(cut, lo + CHUNK - 1), "big": big_id})
+            db.session.commit()
+            print(f"  log lines: runs up to #{min(cut, lo + CHUNK - 1):,}", file=sys.stderr, flush=True)
+        for lo in range(1, big_lines + 1, 10 * CHUNK):
+            db.session.execute(sa.text(big_sql), {"lo": lo, "hi": min(big_lines, lo + 10 * CHUNK - 1), "big": big_id})
+            db.session.commit()
+        print(f"  log lines: the big run's {big_lines:,}", file=sys.stderr, flush=True)
+        for lo in range(cut + 1, last + 1, CHUNK):
+            db.session.execute(sa.text(lines), {"lo": lo, "hi": min(last, lo + CHUNK - 1), "big": big_id})
+            db.session.commit()
+        # As autovacuum would after so many inserts: statistics, and the visibility map index-only scans rely on.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("VACUUM ANALYZE" if say.pg else "ANALYZE"))
         db.session.remove()
-    return big, history_key, f"INV-{n // 2:07d}"
+    return {"big": big_id}
+
+
+def loaded_sizes(app) -> tuple | None:
+    """(runs, lines, big lines, big run id) of an earlier --reuse load, if the database holds one."""
+    from app.extensions import db
+
+    with app.app_context():
+        if not sa.inspect(db.engine).has_table("bench_meta"):
+            return None
+        row = db.session.execute(sa.text("SELECT runs, lines, big_lines, big_run FROM bench_meta")).first()
+        db.session.remove()
+        return tuple(row) if row else None
+
+
+def remember_sizes(app, n: int, m: int, big_lines: int, big: int) -> None:
+    from app.extensions import db
+
+    with app.app_context():
+        db.session.execute(sa.text("CREATE TABLE bench_meta (runs bigint, lines bigint, big_lines bigint, "
+                                   "big_run bigint)"))
+        db.session.execute(sa.text("INSERT INTO bench_meta VALUES (:n, :m, :b, :big)"),
+                           {"n": n, "m": m, "b": big_lines, "big": big})
+        db.session.commit()
+        db.session.remove()
+
+
+def facts(app, n: int) -> dict:
+    """Keys and ids the requests use, read from the loaded data."""
+    from app.extensions import db
+    from app.models import Run
+
+    with app.app_context():
+        middle = db.session.execute(
+            sa.select(Run.id, Run.workflow_key).where(Run.record_key == f"INV-{n // 2:07d}")
+        ).one()
+        deep = db.session.scalar(
+            sa.select(Run.id).where(Run.workflow_key == "bench-04").order_by(Run.id)
+            .offset(max(0, n // WORKFLOWS // 3)).limit(1)
+        )
+        db.session.remove()
+    return {"record_key": f"INV-{n // 2:07d}", "item_key": f"ITEM-{middle.id}", "deep": deep}
 
 
 def free_port() -> int:
@@ -157,6 +309,11 @@ def sign_in(base: str) -> requests.Session:
     return http
 
 
+def percentile(times: list[float], share: float) -> float:
+    ordered = sorted(times)
+    return ordered[max(0, round(share * len(ordered)) - 1)]
+
+
 def measure(http: requests.Session, url: str, count: int, expect: int, headers=None) -> tuple[float, float]:
     """p50 and p95 in ms of `count` requests to `url`, each of which must answer `expect`."""
     times = []
@@ -168,13 +325,151 @@ def measure(http: requests.Session, url: str, count: int, expect: int, headers=N
             raise BenchError(f"{url} answered {answer.status_code}, expected {expect}")
         if number >= 3:
             times.append(elapsed)
-    times.sort()
-    return statistics.median(times), times[max(0, round(0.95 * len(times)) - 1)]
+    return statistics.median(times), percentile(times, 0.95)
+
+
+async def _answer(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 answer (Content-Length or chunked body); returns its status."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+    if fields.get("transfer-encoding", "").lower() == "chunked":
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    elif fields.get("content-length"):
+        await reader.readexactly(int(fields["content-length"]))
+    return status
+
+
+async def _browsers(port: int, cookie: str, polls: list[tuple[str, dict, int]], browsers: int,
+                    seconds: float) -> tuple[list[float], dict, int]:
+    """`browsers` simulated browsers, each sending every poll of `polls` once a second on its own keep-alive
+    connection (as a browser's htmx timers do), for `seconds`; returns the latencies, the statuses and the
+    number of unexpected answers."""
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    wrong = 0
+    start = loop.time() + 1.0
+    end = start + seconds
+
+    async def poller(path: str, headers: dict, expect: int, offset: float) -> None:
+        nonlocal wrong
+        request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\n"
+                   + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
+        reader = writer = None
+        due = start + offset
+        while due < end:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            sent = time.perf_counter()
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(request)
+                status = await _answer(reader)
+            except (OSError, asyncio.IncompleteReadError):
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+                continue  # the server closed a kept-alive connection: reconnect at once, as a browser would
+            latencies.append((time.perf_counter() - sent) * 1000)
+            statuses[status] = statuses.get(status, 0) + 1
+            wrong += status != expect
+            due += 1.0
+        if writer is not None:
+            writer.close()
+
+    tasks = [poller(path, headers, expect, (b + i / len(polls)) / browsers % 1.0)
+             for b in range(browsers) for i, (path, headers, expect) in enumerate(polls)]
+    await asyncio.gather(*tasks)
+    return latencies, statuses, wrong
+
+
+def load_test(port: int, http: requests.Session, polls, browsers: int, seconds: float) -> dict:
+    cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
+    began = time.perf_counter()
+    latencies, statuses, wrong = asyncio.run(_browsers(port, cookie, polls, browsers, seconds))
+    if wrong:
+        raise BenchError(f"the load test got {wrong} unexpected answers: {statuses}")
+    return {"answers": len(latencies), "rate": len(latencies) / seconds, "p50": statistics.median(latencies),
+            "p95": percentile(latencies, 0.95), "statuses": statuses, "wall": time.perf_counter() - began}
+
+
+def worker_pids(master: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{master}/task").iterdir():
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def memory_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise BenchError(f"no {field} for process {pid}")
+
+
+def csv_export(base: str, http: requests.Session, master: int) -> dict:
+    """Download the CSV of every run; the rows per second and the peak RSS growth of the workers meanwhile."""
+    workers = worker_pids(master)
+    before = {pid: memory_kib(pid, "VmRSS") for pid in workers}
+    for pid in workers:  # reset the peak ("VmHWM") to the current size, so the peak seen after is this export's
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    started = time.perf_counter()
+    first_byte = None
+    newlines = 0
+    with http.get(f"{base}/runs.csv?range=all", stream=True) as answer:
+        if answer.status_code != 200:
+            raise BenchError(f"/runs.csv answered {answer.status_code}")
+        for chunk in answer.iter_content(1 << 16):
+            if first_byte is None:
+                first_byte = time.perf_counter() - started
+            newlines += chunk.count(b"\r\n")
+    elapsed = time.perf_counter() - started
+    growth = max(memory_kib(pid, "VmHWM") - before[pid] for pid in workers)
+    rows = newlines - 1  # the header
+    return {"rows": rows, "seconds": elapsed, "rate": rows / elapsed, "first_byte_ms": first_byte * 1000,
+            "rss_growth_mib": growth / 1024}
+
+
+def raw_read(app) -> dict:
+    """The same rows as the export, read in this process with a raw server-side cursor (DB-API, no ORM, nothing
+    done with them), a thousand at a time."""
+    from app.extensions import db
+    from app.queries import runs as runs_queries
+    from werkzeug.datastructures import MultiDict
+
+    from app.queries.filters import RunFilter
+
+    with app.app_context():
+        ids = list(db.session.scalars(sa.text("SELECT id FROM workflows")))
+        query = runs_queries.export_query(RunFilter.from_args(MultiDict({"range": "all"})), ids)
+        sql = str(query.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}))
+        connection = db.engine.raw_connection()
+        try:
+            started = time.perf_counter()
+            if db.engine.dialect.name == "postgresql":
+                cursor = connection.cursor(name="bench_raw")
+                cursor.itersize = 1000
+            else:
+                cursor = connection.cursor()
+            cursor.execute(sql)
+            rows = 0
+            while batch := cursor.fetchmany(1000):
+                rows += len(batch)
+            elapsed = time.perf_counter() - started
+            cursor.close()
+        finally:
+            connection.close()
+        db.session.remove()
+    return {"rows": rows, "seconds": elapsed, "rate": rows / elapsed}
 
 
 def gc_effect(env: dict) -> dict:
-    import json
-
     probe = subprocess.run([sys.executable, "-c", GC_PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=120)
     if probe.returncode:
@@ -184,69 +479,132 @@ def gc_effect(env: dict) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=100_000, help="finished runs to load (default 100,000)")
-    parser.add_argument("--lines", type=int, default=1_000_000, help="log lines of the big run (default 1,000,000)")
+    parser.add_argument("--runs", type=int, default=1_000_000, help="finished runs (default 1,000,000)")
+    parser.add_argument("--lines", type=int, default=10_000_000, help="log lines in all (default 10,000,000)")
+    parser.add_argument("--big-lines", type=int, default=1_000_000, help="log lines of the big run (default 1,000,000)")
     parser.add_argument("--requests", type=int, default=50, help="measured requests per page (default 50)")
+    parser.add_argument("--browsers", type=int, default=200, help="simulated browsers (default 200)")
+    parser.add_argument("--seconds", type=float, default=60, help="length of the load test (default 60)")
+    parser.add_argument("--reuse", action="store_true", help="keep the loaded schema, and reuse one of the same size")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (gunicorn log, SQLite file)")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.lines < 1 or args.requests < 1:
-        parser.error("--runs, --lines and --requests must be at least 1")
+    if min(args.runs, args.requests, args.browsers) < 1 or args.big_lines < 1 or args.lines < args.big_lines:
+        parser.error("--runs, --requests, --browsers and --big-lines must be at least 1, and --lines >= --big-lines")
 
     # With a DATABASE_URL the app refuses to start without a SECRET_KEY; a throwaway one serves the bench.
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
     tmp = Path(tempfile.mkdtemp(prefix="flowdesk-history-"))
     app = web = None
     try:
-        app, redis_url, database_url, _ = setup(tmp)
+        app, redis_url, database_url, _ = setup(tmp, SCHEMA, fresh=not args.reuse)
+        sizes = (args.runs, args.lines, args.big_lines)
+        earlier = loaded_sizes(app)
         started = time.perf_counter()
-        big, workflow_key, record_key = load(app, args.runs, args.lines)
-        loaded = time.perf_counter() - started
+        if earlier is not None and earlier[:3] == sizes:
+            big = earlier[3]
+            loaded = "reused from an earlier --reuse run"
+        elif earlier is not None:
+            raise BenchError(f"schema {SCHEMA} holds another size {earlier[:3]}; run once without --reuse")
+        else:
+            big = load(app, *sizes)["big"]
+            remember_sizes(app, *sizes, big)
+            loaded = f"loaded in {time.perf_counter() - started:.0f} s"
+        known = facts(app, args.runs)
         env = worker_env(app, redis_url, database_url, tmp)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         web = start_web(env, port, tmp / "gunicorn.log")
         http = sign_in(base)
 
-        panel = http.get(f"{base}/runs/{big}", headers={"HX-Request": "true", "HX-Target": "run-panel"}).text
+        hx = {"HX-Request": "true"}
+        panel_headers = {**hx, "HX-Target": "run-panel"}
+        panel = http.get(f"{base}/runs/{big}", headers=panel_headers).text
         poll = re.search(rf'hx-get="(/runs/{big}\?seen=[0-9a-f]+)"', panel).group(1)
         page = http.get(f"{base}/runs/{big}").text
         last = re.search(rf'hx-get="/runs/{big}/log\?after=(\d+)"', page).group(1)
-        hx = {"HX-Request": "true"}
+        tail = f"/runs/{big}/log?after={last}"
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        two_weeks = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 14 * 86400))
         cases = [
-            ("/runs", "/runs", 200, None, None),
-            ("/runs filtered", "/runs?status=failed&trigger=schedule&range=7d", 200, None, None),
-            ("/runs?key=", f"/runs?key={record_key}", 200, None, None),
-            ("workflow history", f"/workflows/{workflow_key}/history", 200, None, None),
-            ("big run page", f"/runs/{big}", 200, None, None),
-            ("panel poll, unchanged", poll, 204, {**hx, "HX-Target": "run-panel"}, POLL_TARGET_MS),
-            ("tail poll, no new lines", f"/runs/{big}/log?after={last}", 204, hx, POLL_TARGET_MS),
-            ("log search in big run", f"/runs/{big}/log?q=key:K-500000", 200, hx, None),
+            ("/runs default view", "/runs", 200, None, 50),
+            ("/runs status+trigger+dates", f"/runs?status=failed&status=error&trigger=schedule&since={two_weeks}"
+                                           f"&until={today}", 200, None, 50),
+            ("/runs?key= (context key)", f"/runs?key={known['record_key']}", 200, None, 50),
+            ("/runs?key= (log line key)", f"/runs?key={known['item_key']}", 200, None, 50),
+            ("workflow history page 1", "/workflows/bench-04/history", 200, None, 50),
+            ("workflow history deep", f"/workflows/bench-04/history?range=all&before={known['deep']}", 200,
+             None, 50),
+            ("/workflows", "/workflows", 200, None, None),
+            ("big run page", f"/runs/{big}", 200, None, 30),
+            ("panel poll, unchanged", poll, 204, panel_headers, 30),
+            ("tail poll, no new lines", tail, 204, hx, 10),
+            ("log search: rare text", f"/runs/{big}/log?q=%22item+777777+of%22", 200, hx, 100),
+            ("log search: common text", f"/runs/{big}/log?q=nightly", 200, hx, 100),
+            ("log search: name:value", f"/runs/{big}/log?q=invoice_id:INV-B0500000", 200, hx, 100),
+            ("log search: key", f"/runs/{big}/log?q=key:K-500000", 200, hx, 100),
+            ("log level: errors", f"/runs/{big}/log?level=error", 200, hx, 100),
         ]
         results = []
         for name, url, expect, headers, target in cases:
             p50, p95 = measure(http, base + url, args.requests, expect, headers)
-            results.append((name, expect, p50, p95, target))
+            results.append((name, p50, p95, target))
+            print(f"  {name}: p50 {p50:.1f} ms, p95 {p95:.1f} ms", file=sys.stderr, flush=True)
+        polls = [(poll, panel_headers, 204), (tail, hx, 204)]
+        crowd = load_test(port, http, polls, args.browsers, args.seconds)
+        print(f"  load test: {crowd['rate']:.0f} answers/s", file=sys.stderr, flush=True)
+        export = csv_export(base, http, web.pid)
+        raw = raw_read(app)
         gc_numbers = gc_effect(env)
 
         with app.app_context():
             from app.extensions import db
 
             dialect = db.engine.dialect.name
+        missed = []
         print(f"database        : {dialect}")
-        print(f"runs            : {args.runs} over {DAYS} days, {WORKFLOWS} workflows; big run #{big} with "
-              f"{args.lines} log lines (loaded in {loaded:.1f} s)")
-        print(f"requests        : {args.requests} per page, one at a time, gunicorn 2 workers x 8 threads")
+        print(f"data            : {args.runs:,} runs over {DAYS} days, {WORKFLOWS} workflows (+ {len(IDLE)} idle); "
+              f"{args.lines:,} log lines, {args.big_lines:,} of them in the running run #{big} ({loaded})")
+        print(f"server          : gunicorn wsgi:app, 2 workers x 8 threads (gthread), signed in as an operator")
+        print(f"one at a time   : {args.requests} measured requests per row, after 3 unmeasured")
         print()
-        print(f"{'page':<26} {'status':>6} {'p50 ms':>8} {'p95 ms':>8}  target p95")
-        for name, expect, p50, p95, target in results:
-            verdict = f"<= {target} ms: {'PASS' if p95 <= target else 'FAIL'}" if target else "-"
-            print(f"{name:<26} {expect:>6} {p50:8.1f} {p95:8.1f}  {verdict}")
+        print(f"| {'request':<34} | {'p50 ms':>7} | {'p95 ms':>7} | {'target p95':<10} | verdict |")
+        print(f"|{'-' * 36}|{'-' * 9}|{'-' * 9}|{'-' * 12}|---------|")
+        for name, p50, p95, target in results:
+            verdict = "-" if target is None else ("met" if p95 <= target else "MISSED")
+            if verdict == "MISSED":
+                missed.append(name)
+            shown = f"<= {target} ms" if target else "-"
+            print(f"| {name:<34} | {p50:7.1f} | {p95:7.1f} | {shown:<10} | {verdict:<7} |")
+        ok = crowd["rate"] >= 380 * args.browsers / 200 and crowd["p95"] <= 50
+        missed += [] if ok else ["load test"]
+        print()
+        print(f"{args.browsers} browsers, each polling the panel and the log tail of run #{big} once a second for "
+              f"{args.seconds:.0f} s:")
+        print(f"  {crowd['answers']:,} answers, {crowd['rate']:.0f}/s (target >= {380 * args.browsers / 200:.0f}/s), "
+              f"p50 {crowd['p50']:.1f} ms, p95 {crowd['p95']:.1f} ms (target <= 50 ms), statuses {crowd['statuses']}"
+              f": {'met' if ok else 'MISSED'}")
+        ratio = export["rate"] / raw["rate"]
+        print()
+        print(f"runs CSV of every run ({export['rows']:,} rows): {export['rate']:,.0f} rows/s over HTTP "
+              f"({export['seconds']:.1f} s, first byte after {export['first_byte_ms']:.0f} ms)")
+        print(f"  raw server-side cursor, same rows ({raw['rows']:,}): {raw['rate']:,.0f} rows/s "
+              f"({raw['seconds']:.1f} s)")
+        print(f"  ratio {ratio:.2f} (target >= 0.8): {'met' if ratio >= 0.8 else 'MISSED'}")
+        print(f"  peak RSS growth of the exporting worker: {export['rss_growth_mib']:.1f} MiB (target <= 20 MiB): "
+              f"{'met' if export['rss_growth_mib'] <= 20 else 'MISSED'}")
+        missed += [] if ratio >= 0.8 else ["CSV rate"]
+        missed += [] if export["rss_growth_mib"] <= 20 else ["CSV memory"]
+        if export["rows"] != raw["rows"]:
+            missed.append("CSV rows")
+            print(f"  the CSV has {export['rows']:,} rows but the query gives {raw['rows']:,}")
         print()
         f, u = gc_numbers["frozen"], gc_numbers["unfrozen"]
         print("full gc.collect() in a process that imported wsgi (median of 5):")
         print(f"  frozen (as served)  : {f['full_gc_ms']:7.2f} ms, {f['tracked']:7d} tracked, {f['frozen']} frozen")
         print(f"  unfrozen            : {u['full_gc_ms']:7.2f} ms, {u['tracked']:7d} tracked")
-        return 0
+        print()
+        print("all targets met" if not missed else f"targets missed: {', '.join(missed)}")
+        return 1 if missed else 0
     except BenchError as exc:
         print(f"BENCH FAILED: {exc}", file=sys.stderr)
         log = tmp / "gunicorn.log"
@@ -263,10 +621,11 @@ def main(argv=None) -> int:
             with app.app_context():
                 db.session.remove()
                 db.engine.dispose()
-            admin = sa.create_engine(os.environ["DATABASE_URL"])
-            with admin.begin() as conn:
-                conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {BENCH_SCHEMA} CASCADE"))
-            admin.dispose()
+            if not args.reuse:
+                admin = sa.create_engine(os.environ["DATABASE_URL"])
+                with admin.begin() as conn:
+                    conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+                admin.dispose()
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
         else:

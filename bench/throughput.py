@@ -111,8 +111,9 @@ class Workers:
                 raise BenchError(f"a worker died (code {proc.returncode}); see {self.logs}")
 
 
-def setup(tmp: Path):
-    """Build the app on a fresh database and Redis database; returns (app, redis_url, database_url, embedded)."""
+def setup(tmp: Path, schema: str = BENCH_SCHEMA, fresh: bool = True):
+    """Build the app on a fresh database and Redis database; returns (app, redis_url, database_url, embedded).
+    With `fresh` False, a PostgreSQL `schema` left by an earlier run is kept (and migrated to the head)."""
     from flask_migrate import upgrade
 
     from app import create_app
@@ -135,10 +136,11 @@ def setup(tmp: Path):
         # A schema of its own (dropped at the end), so the bench never touches anyone's tables.
         admin = sa.create_engine(database_url)
         with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {BENCH_SCHEMA} CASCADE"))
-            conn.execute(sa.text(f"CREATE SCHEMA {BENCH_SCHEMA}"))
+            if fresh:
+                conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
         admin.dispose()
-        database_url += ("&" if "?" in database_url else "?") + f"options=-csearch_path%3D{BENCH_SCHEMA}"
+        database_url += ("&" if "?" in database_url else "?") + f"options=-csearch_path%3D{schema}"
 
     app = create_app(
         {
@@ -153,8 +155,11 @@ def setup(tmp: Path):
     with app.app_context():
         queues.connection.flushdb()
         upgrade()
-        create_user(db.session, "bench@bench.example", "bench-password", "operator", name="Bench")
-        load_definition(db.session, DEFINITION)
+        from app.models import User
+
+        if db.session.scalar(sa.select(User.id).where(User.email == "bench@bench.example")) is None:
+            create_user(db.session, "bench@bench.example", "bench-password", "operator", name="Bench")
+            load_definition(db.session, DEFINITION)
         db.session.commit()
         db.session.remove()
     return app, redis_url, database_url, embedded

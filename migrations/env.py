@@ -89,6 +89,13 @@ def run_migrations_online():
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 
+    # Indexes only PostgreSQL has are made by their migration and not declared on the models.
+    from app.models.log import POSTGRESQL_ONLY_INDEXES
+
+    conf_args.setdefault(
+        "include_name", lambda name, type_, parents: not (type_ == "index" and name in POSTGRESQL_ONLY_INDEXES)
+    )
+
     connectable = get_engine()
 
     with connectable.connect() as connection:

@@ -81,6 +81,19 @@ def test_the_key_box_finds_runs_by_their_record_or_by_their_log_lines(client, lo
     assert "Key: INV-2291" in html and "INV-2291</td>" in html  # the chip, and the Context column
 
 
+def test_a_key_search_covers_all_dates_unless_a_range_is_chosen(client, login_as, app, two_workflows):
+    """The run someone asks about by key is often older than the default 30 days."""
+    login_as("operator")
+    old = insert_runs(app, "alpha", record_key="INV-0042", age=timedelta(days=75))
+    recent = insert_runs(app, "alpha", record_key="INV-0042", age=timedelta(days=1))
+    html = client.get("/runs?key=INV-0042").get_data(as_text=True)
+    assert run_ids(html) == recent + old and "Remove filter Last 30 days" not in html
+    assert run_ids(client.get("/runs?key=INV-0042&range=30d").get_data(as_text=True)) == recent
+    token = issue_api_token(app, "operator@test.example")
+    api = client.get("/api/v1/runs?key=INV-0042", headers={"Authorization": f"Bearer {token}"})
+    assert [r["id"] for r in api.get_json()["runs"]] == recent + old
+
+
 def test_active_runs_have_their_own_section_that_polls_only_while_there_are_any(client, login_as, app, two_workflows):
     login_as("operator")
     insert_runs(app, "alpha")
@@ -224,7 +237,7 @@ def test_the_runs_csv_holds_exactly_the_filtered_runs_and_streams(client, login_
     first = dict(zip(rows[0], rows[1]))
     assert first["workflow"] == "alpha" and first["status"] == "failed" and first["trigger"] == "api"
     assert first["context key"] == "'=HYPERLINK(1)"  # a formula is neutralised
-    assert first["queued at"].endswith("Z") and first["duration seconds"] == "2.0"
+    assert first["queued at"].endswith("Z") and first["duration seconds"] == "2.000"
     history = client.get("/workflows/beta/history.csv?status=failed")
     assert "flowdesk-beta-runs-" in history.headers["Content-Disposition"]
     assert len(list(csv.reader(io.StringIO(history.get_data(as_text=True))))) == 3

@@ -96,6 +96,8 @@ def test_search_matches_message_text_record_key_and_metadata_fields(app, make_us
     assert _shown(client, searched_run, q="invoice_id:INV-2291") == [posting]  # a metadata field
     assert _shown(client, searched_run, q="invoice_id:INV-9999") == [other]
     assert _shown(client, searched_run, q="amount:120.5") == [posting]  # a number stored in metadata
+    for unlike in ("amount:NaN", "amount:Infinity", "amount:1e999", 'amount:{"a":1}', "amount:true"):
+        assert _shown(client, searched_run, q=unlike) == []  # not numbers JSON can hold, and no 500
     assert _shown(client, searched_run, q="key:CUST-7") == [customer]  # the record key only
     assert _shown(client, searched_run, q="CUST-7") == [customer]  # a bare key matches the record key too
     # "INV-2291" alone finds every line whose record key is INV-2291 (the run's own), not the CUST-7 line.

@@ -62,15 +62,7 @@ RUN_CSV_HEADER = ["run", "workflow", "version", "status", "trigger", "context ke
 
 def _export(f: RunFilter, what: str):
     rows = runs_queries.export_rows(db.session, f, visible_workflow_ids(db.session, current_user))
-
-    def lines():
-        for (run_id, key, version, status, trigger, record_key, queue, queued, started, finished, code,
-             message, replay_of) in rows:
-            duration = round((finished - started).total_seconds(), 3) if started and finished else None
-            yield (run_id, key, version, status, trigger, record_key, queue, queued, started, finished, duration,
-                   code, message, replay_of)
-
-    return csv_response(f"flowdesk-{what}-{utcnow():%Y-%m-%d}.csv", RUN_CSV_HEADER, lines())
+    return csv_response(f"flowdesk-{what}-{utcnow():%Y-%m-%d}.csv", RUN_CSV_HEADER, rows, ready=True)
 
 
 def _history(f: RunFilter, workflow: Workflow | None):

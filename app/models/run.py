@@ -11,6 +11,9 @@ from app.timeutil import utcnow
 from app.vocabulary import Trigger
 
 
+FILTERED_COLUMNS = ["workflow_id", "status", "trigger", "queue", "version_id"]
+
+
 class Run(db.Model):
     __tablename__ = "runs"
     __table_args__ = (
@@ -21,7 +24,13 @@ class Run(db.Model):
         sa.Index("ix_runs_replay_of_id", "replay_of_id"),
         sa.UniqueConstraint("workflow_id", "idempotency_key", name="uq_runs_idempotency_key"),
         sa.Index("ix_runs_record_key_id", "record_key", "id"),
-        sa.Index("ix_runs_queued_at", "queued_at"),
+        # The history lists count what a filter selects in a date window (up to 10,001): these let PostgreSQL count
+        # from an index alone, over all workflows, one workflow or some statuses, whatever else is chosen.
+        sa.Index("ix_runs_queued_at_covering", "queued_at", postgresql_include=FILTERED_COLUMNS),
+        sa.Index("ix_runs_workflow_id_queued_at", "workflow_id", "queued_at",
+                 postgresql_include=[c for c in FILTERED_COLUMNS if c != "workflow_id"]),
+        sa.Index("ix_runs_status_queued_at", "status", "queued_at",
+                 postgresql_include=[c for c in FILTERED_COLUMNS if c != "status"]),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -117,12 +117,19 @@ class RunFilter:
         )
 
     @property
+    def all_dates(self) -> bool:
+        """No date bound: asked for, or a key search without dates (a key is looked up in an index, so it needs no
+        default window, and the run someone asks about by key is often older than 30 days)."""
+        return not (self.since or self.until) and (self.range == "all" or (bool(self.key) and not self.range))
+
+    @property
     def window(self) -> tuple[datetime | None, datetime | None]:
-        """The time range actually applied: custom dates, a preset, or the default last 30 days."""
+        """The time range actually applied: custom dates, a preset, all dates (see `all_dates`), or the default
+        last 30 days."""
         if self.since or self.until:
             return self.since, self.until
         now = utcnow()
-        if self.range == "all":
+        if self.all_dates:
             return None, None
         if self.range == "today":
             return datetime.combine(now.date(), time()), None
@@ -134,7 +141,7 @@ class RunFilter:
             since = self.since.date().isoformat() if self.since else "…"
             until = (self.until - timedelta(days=1)).date().isoformat() if self.until else "now"
             return f"{since} to {until}"
-        return RANGES.get(self.range or "30d")
+        return RANGES["all"] if self.all_dates else RANGES.get(self.range or "30d")
 
     def to_args(self, **changes) -> MultiDict:
         """The query string for this filter (with `changes`), without page cursors unless `changes` give one."""
@@ -165,7 +172,7 @@ class RunFilter:
     def chips(self, fixed_workflow: bool = False) -> list[tuple[str, MultiDict]]:
         """Each active filter as (label, the query string without it), for chips with an ×."""
         chips: list[tuple[str, MultiDict]] = [(self.range_label, self.to_args(range="all", since=None, until=None))]
-        if self.range == "all" and not (self.since or self.until):
+        if self.all_dates:
             chips = []
         for s in self.statuses:
             chips.append((f"Status: {RunStatus(s).label}",

@@ -2,13 +2,16 @@
 runs (find by key or text, export errors by date). The page, its live tail and the exports all build on
 `log_conditions`, so they show the same lines."""
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from app.models import LogEntry, Run
 from app.models.run import StepRun
@@ -94,12 +97,45 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+class _meta_contains(FunctionElement):
+    """`meta @> '<json>'` on PostgreSQL, where the metadata's GIN index answers it; true elsewhere."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+
+
+@compiles(_meta_contains, "postgresql")
+def _meta_contains_postgresql(element, compiler, **kw):
+    column, document = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({column} @> CAST({document} AS JSONB))"
+
+
+@compiles(_meta_contains)
+def _meta_contains_elsewhere(element, compiler, **kw):
+    return "1 = 1"
+
+
+def _meta_equals(name: str, value: str):
+    """Metadata field `name` reads `value` as text (so `status:422` finds the number 422 as well as "422"). On
+    PostgreSQL the index finds the candidates by containment (the value as a string, and as the JSON number or
+    boolean it spells), and the text comparison keeps exactly the lines that match."""
+    candidates = [value]
+    try:
+        spelled = json.loads(value)
+    except ValueError:
+        spelled = None
+    if isinstance(spelled, bool) or (isinstance(spelled, (int, float)) and math.isfinite(spelled)):
+        candidates.append(spelled)  # not NaN or Infinity, which JSON cannot hold
+    exact = sa.cast(LogEntry.meta[name].as_string(), sa.Text) == value
+    return sa.and_(sa.or_(*(_meta_contains(LogEntry.meta, json.dumps({name: c})) for c in candidates)), exact)
+
+
 def term_condition(term: Term):
-    """The SQL condition for one search term (the same on SQLite and PostgreSQL)."""
+    """The SQL condition for one search term (the same lines on SQLite and PostgreSQL)."""
     if term.kind == "key":
         return LogEntry.record_key == term.value
     if term.kind == "meta":
-        return sa.cast(LogEntry.meta[term.name].as_string(), sa.Text) == term.value
+        return _meta_equals(term.name, term.value)
     return sa.or_(LogEntry.message.ilike(_like(term.value), escape="\\"), LogEntry.record_key == term.value)
 
 
@@ -130,7 +166,7 @@ def run_log_after(
     session: Session, run_id: int, log_filter: LogFilter, technical: bool, after: int, limit: int,
 ) -> tuple[list[LogEntry], bool]:
     """Up to `limit` lines the filter shows after line id `after`, oldest first, and whether more follow."""
-    lines = session.scalars(_run_page(run_id, log_filter, technical, [LogEntry.id > after], False, limit + 1)).all()
+    lines = session.scalars(_run_page(run_id, log_filter, technical, (after, None), False, limit + 1)).all()
     return list(lines[:limit]), len(lines) > limit
 
 
@@ -139,17 +175,32 @@ def run_log_newest(
 ) -> tuple[list[LogEntry], bool]:
     """The newest `limit` lines the filter shows (before line id `before` when given), oldest first, and whether
     older lines remain."""
-    bounds = [] if before is None else [LogEntry.id < before]
-    lines = session.scalars(_run_page(run_id, log_filter, technical, bounds, True, limit + 1)).all()
+    lines = session.scalars(_run_page(run_id, log_filter, technical, (None, before), True, limit + 1)).all()
     return list(reversed(lines[:limit])), len(lines) > limit
 
 
-def _run_page(run_id: int, log_filter: LogFilter, technical: bool, bounds: list, newest: bool, limit: int):
-    """`limit` lines of a run in id order (newest first when `newest`), read along an index: (run_id, id) for all
-    levels; with a level filter, (run_id, level_rank, id) once per level shown, merged by id."""
+def _within(columns: tuple, values: tuple, after: int | None, before: int | None) -> list:
+    """Line ids strictly between `after` and `before` (either may be None), said twice: `id > 1200` and, on the
+    index's columns, `(run_id, id) > (7, 1200)`. With the first alone PostgreSQL walks the primary key from 1200
+    and filters run_id row by row (on a busy log, every later line of every run, to find none of this run's); the
+    row comparison makes it start in the run's own index at 1200."""
+    bounds = []
+    if after is not None:
+        bounds += [LogEntry.id > after, sa.tuple_(*columns) > sa.tuple_(*values, after)]
+    if before is not None:
+        bounds += [LogEntry.id < before, sa.tuple_(*columns) < sa.tuple_(*values, before)]
+    return bounds
+
+
+def _run_page(run_id: int, log_filter: LogFilter, technical: bool, bounds: tuple[int | None, int | None],
+              newest: bool, limit: int):
+    """`limit` lines of a run strictly between the line ids `bounds` (after, before), in id order (newest first
+    when `newest`), read along an index: (run_id, id) for all levels; with a level filter, (run_id, level_rank, id)
+    once per level shown, merged by id."""
     order = (LogEntry.run_id.desc(), LogEntry.id.desc()) if newest else (LogEntry.run_id, LogEntry.id)
     if log_filter.level == "debug":
-        return (sa.select(LogEntry).where(*_run_conditions(run_id, log_filter, technical), *bounds)
+        within = _within((LogEntry.run_id, LogEntry.id), (run_id,), *bounds)
+        return (sa.select(LogEntry).where(*_run_conditions(run_id, log_filter, technical), *within)
                 .order_by(*order).limit(limit))
     others = log_conditions(replace(log_filter, level="debug"), technical)
     ranked = ((LogEntry.run_id.desc(), LogEntry.level_rank.desc(), LogEntry.id.desc()) if newest
@@ -157,7 +208,8 @@ def _run_page(run_id: int, log_filter: LogFilter, technical: bool, bounds: list,
     branches = [
         sa.select(
             sa.select(LogEntry.id)
-            .where(LogEntry.run_id == run_id, LogEntry.level_rank == rank, *others, *bounds)
+            .where(LogEntry.run_id == run_id, LogEntry.level_rank == rank, *others,
+                   *_within((LogEntry.run_id, LogEntry.level_rank, LogEntry.id), (run_id, rank), *bounds))
             .order_by(*ranked).limit(limit).subquery().c.id
         )
         for rank in range(LogLevel(log_filter.level).rank, len(LOG_LEVELS))

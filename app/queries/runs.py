@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.engine.states import ACTIVE, FINISHED
 from app.models import LogEntry, Run, Workflow, WorkflowVersion
 from app.models.run import StepRun
+from app.queries.csv import formula_safe, iso_utc, seconds_between
 from app.queries.filters import RunFilter
 
 COUNT_CAP = 10_000
@@ -45,8 +46,13 @@ def _matching(f: RunFilter, workflow_ids: list[int]) -> sa.Select:
                                                 WorkflowVersion.number.in_(f.versions))
         ))
     if f.key:
-        in_logs = sa.select(LogEntry.run_id).where(LogEntry.record_key == f.key)
-        query = query.where(sa.or_(Run.record_key == f.key, Run.id.in_(in_logs)))
+        # One list of ids from both indexes (runs.record_key, log_entries.record_key): an OR of the two would be
+        # checked run by run along the whole table.
+        carrying = sa.union(
+            sa.select(Run.id).where(Run.record_key == f.key),
+            sa.select(LogEntry.run_id).where(LogEntry.record_key == f.key),
+        )
+        query = query.where(Run.id.in_(carrying))
     since, until = f.window
     if since is not None:
         query = query.where(Run.queued_at >= since)
@@ -96,20 +102,27 @@ def queues_of(session: Session, workflow_ids: list[int]) -> list[str]:
     ))
 
 
-def export_rows(session: Session, f: RunFilter, workflow_ids: list[int]) -> Iterator[sa.Row]:
-    """Every run `f` selects (no page), newest first, as tuples for CSV: read lazily, while the answer is sent,
-    from a server-side cursor (PostgreSQL) a thousand rows at a time."""
-    query = (
+def export_query(f: RunFilter, workflow_ids: list[int]) -> sa.Select:
+    """Every run `f` selects (no page), newest first, as the CSV's cells: text the database made safe and
+    formatted (`app.queries.csv`), numbers, or NULL for empty. Workflow keys and queues (validated to start with a
+    letter or digit), statuses and triggers (our own words) cannot start a formula."""
+    return (
         _matching(f, workflow_ids)
         .with_only_columns(
-            Run.id, Run.workflow_key, WorkflowVersion.number, Run.status, Run.trigger, Run.record_key, Run.queue,
-            Run.queued_at, Run.started_at, Run.finished_at, Run.error_code, Run.error_message, Run.replay_of_id,
+            Run.id, Run.workflow_key, WorkflowVersion.number, Run.status,
+            Run.trigger, formula_safe(Run.record_key), Run.queue, iso_utc(Run.queued_at),
+            iso_utc(Run.started_at), iso_utc(Run.finished_at), seconds_between(Run.started_at, Run.finished_at),
+            formula_safe(Run.error_code), formula_safe(Run.error_message), Run.replay_of_id,
         )
         .join(WorkflowVersion, WorkflowVersion.id == Run.version_id)
         .order_by(Run.id.desc())
-        .execution_options(stream_results=True, yield_per=1000)
     )
-    yield from session.execute(query)
+
+
+def export_rows(session: Session, f: RunFilter, workflow_ids: list[int]) -> Iterator[sa.Row]:
+    """The rows of `export_query`, read lazily while the answer is sent, from a server-side cursor (PostgreSQL) a
+    thousand rows at a time."""
+    yield from session.execute(export_query(f, workflow_ids).execution_options(stream_results=True, yield_per=1000))
 
 
 def panel_marker(session: Session, run: Run, *extra) -> str:
