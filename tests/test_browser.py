@@ -340,10 +340,45 @@ def test_viewer_sees_no_run_button(page, demo_workflows, make_user):
     sign_in(page, make_user("viewer"))
     expect(page.locator("#workflow-table").get_by_role("link", name="Run", exact=True)).to_have_count(0)
     page.get_by_role("link", name="Attendance import").click()
-    run_card = page.locator("#run")
-    expect(run_card).to_contain_text("Your role can look at this workflow and its runs but cannot run it.")
+    expect(page.get_by_role("heading", name="Steps")).to_be_visible()
+    # No Run card at all: no heading, no sentence about what the role cannot do, no form.
+    expect(page.locator("#run")).to_have_count(0)
+    expect(page.get_by_role("heading", name="Run workflow")).to_have_count(0)
     expect(page.get_by_role("button", name="Start run")).to_have_count(0)
-    expect(run_card.locator("form")).to_have_count(0)
+    expect(page.locator("main form")).to_have_count(0)
+    assert_accessible(page, "workflow-viewer")
+
+
+def test_an_automated_workflow_says_what_starts_it_and_may_still_be_run_by_hand(page, demo_workflows, make_user):
+    """The list offers Run only for manual workflows; an automated one says what starts it, and its page keeps a
+    secondary card for a run by hand."""
+    from playwright.sync_api import expect
+
+    sign_in(page, make_user("operator"))
+    table = page.locator("#workflow-table")
+    automated = table.get_by_role("row").filter(has_text="Connection check")
+    expect(automated.get_by_role("cell").nth(2)).to_have_text("Automated")
+    expect(automated.get_by_role("cell").nth(3)).to_have_text("API")
+    expect(automated.get_by_role("link", name="Run", exact=True)).to_have_count(0)
+    expect(automated.get_by_role("link", name="History", exact=True)).to_be_visible()
+    manual = table.get_by_role("row").filter(has_text="Attendance import")
+    expect(manual.get_by_role("cell").nth(3)).to_have_text("Manual")
+    expect(manual.get_by_role("link", name="Run", exact=True)).to_be_visible()
+
+    automated.get_by_role("link", name="Connection check").click()
+    expect(page.get_by_role("heading", name=re.compile("Connection check"))).to_be_visible()
+    expect(page.locator(".status-line")).to_contain_text("Started by the API.")
+    expect(page.locator(".status-line")).to_contain_text("POST /api/v1/workflows/sandbox-health/runs")
+    expect(page.get_by_role("heading", name="Run workflow")).to_have_count(0)
+    by_hand = page.locator("#run")
+    expect(by_hand.get_by_role("heading", name="Run now by hand")).to_be_visible()
+    start = by_hand.get_by_role("button", name="Start run")
+    expect(start).not_to_have_class(re.compile(r"\bbtn-primary\b"))
+    assert_accessible(page, "workflow-automated")
+
+    start.click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+$"))
+    expect(page.locator("#run-panel")).to_contain_text("Manual")
 
 
 def test_cancel_a_waiting_run_from_the_page(page, demo_workflows, make_user, worker_processes):
