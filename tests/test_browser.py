@@ -455,14 +455,14 @@ def test_search_a_finished_runs_log_keeps_the_level_in_the_url(page, demo_workfl
 
 
 @pytest.mark.parametrize("width", [1280, 390])
-def test_every_page_is_accessible_and_fits_at(page, demo_workflows, make_user, worker_processes, width):
-    """axe-core reports no violation on any page, at desktop width and at 390 px, and nothing scrolls sideways."""
+def test_every_page_is_accessible_and_fits_at(page, app, demo_workflows, make_user, worker_processes, width):
+    """axe-core reports no violation on any page, at desktop width and at 390 px, and nothing scrolls sideways:
+    every kind of page the other browser tests visit, runs in each state, and what a viewer sees."""
     from playwright.sync_api import expect
 
+    from tests.factories import make_run
+
     page.set_viewport_size({"width": width, "height": 900})
-    page.goto("/login")
-    assert_accessible(page, "login")
-    sign_in(page, make_user("support"))
 
     def check(name):
         assert_accessible(page, name)
@@ -470,6 +470,9 @@ def test_every_page_is_accessible_and_fits_at(page, demo_workflows, make_user, w
         wide = page.evaluate("""[...document.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
         assert overflow <= 1, f"{wide} {name} scrolls sideways by {overflow} px at {width} px"
 
+    page.goto("/login")
+    check("login")
+    sign_in(page, make_user("support"))
     check("workflows")
     failed = start_run(page, "payment-reminders", lambda p: p.fill("#param-since", recent_since()))
     expect(page.locator("#run-status")).to_have_text("Failed", timeout=WORK_TIMEOUT_MS)
@@ -485,12 +488,33 @@ def test_every_page_is_accessible_and_fits_at(page, demo_workflows, make_user, w
     page.get_by_role("button", name="Start run").click()
     expect(page.locator(".field.has-error").first).to_be_visible()
     check("run-form-errors")
+    page.goto("/workflows/sandbox-health")
+    check("workflow-automated")
+    # Runs in the other states, written straight into the database: a running one (Cancel, a live progress
+    # bar, polling), one waiting on its second step, a completed one with a warning, a cancelled one.
+    for status, name in (("running", "run-running"), ("waiting", "run-waiting"), ("completed", "run-completed"),
+                         ("cancelled", "run-cancelled")):
+        run_id = make_run(app, "attendance-import", status, steps=2, lines={"info": 4, "warning": 1},
+                          trigger="manual", params={"site": "north", "day": "2026-11-20"})
+        page.goto(f"/runs/{run_id}")
+        expect(page.locator("#run-status")).to_have_text(status.capitalize())
+        check(name)
     page.goto("/runs?status=failed&status=completed&trigger=manual")
     check("runs")
     page.goto("/workflows/payment-reminders/history")
     check("history")
     page.goto("/account")
     check("account")
+    page.goto("/workflows/no-such-workflow")  # the console error of its 404 is expected (see the page fixture)
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    check("not-found")
+
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, make_user("viewer"))
+    page.goto("/workflows/attendance-import")
+    check("workflow-viewer")
+    page.goto("/workflows/sandbox-health")
+    check("workflow-automated-viewer")
 
 
 def test_cookies_copied_before_sign_out_no_longer_sign_anyone_in(page, browser, live_server, make_user):
