@@ -215,10 +215,119 @@ def test_only_roles_with_cancel_run_can_cancel(role, app, client, make_user, dem
     assert get_run(app, run_id).status == ("cancelled" if role in RUNNERS else "pending")
 
 
-def test_a_viewer_sees_no_run_form(client, login_as, demo_workflows):
+def test_a_viewer_sees_no_run_card_at_all(client, login_as, demo_workflows):
     login_as("viewer")
     html = client.get("/workflows/attendance-import").get_data(as_text=True)
-    assert "cannot run it" in html and "Start run" not in html
+    assert 'id="run"' not in html and "Run workflow" not in html and "Start run" not in html
+    assert "<form" not in html.split("<main", 1)[1]
+    assert "Fetch attendance rows" in html  # the rest of the page is still there
+
+
+def _row(html: str, name: str) -> str:
+    """The workflow list's table row that names `name`."""
+    rows = [r for r in re.findall(r"<tr>.*?</tr>", html, re.S) if f"<strong>{name}</strong>" in r]
+    assert len(rows) == 1, f"{len(rows)} rows name {name}"
+    return rows[0]
+
+
+def _text(html: str) -> str:
+    """What a reader sees of `html`: the text without tags, white space collapsed."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html))
+
+
+def _cells(row: str) -> list[str]:
+    return [re.sub(r"<[^>]+>|\s+", " ", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+
+
+def test_the_workflow_list_says_what_starts_each_workflow_and_offers_run_only_for_manual_ones(client, login_as,
+                                                                                            demo_workflows):
+    login_as("operator")
+    html = client.get("/workflows").get_data(as_text=True)
+    automated = _row(html, "Connection check")
+    assert _cells(automated)[2:4] == ["Automated", "API"]
+    assert "#run" not in automated and ">Run<" not in automated and ">History<" in automated
+    manual = _row(html, "Attendance import")
+    assert _cells(manual)[2:4] == ["Manual", "Manual"]
+    assert 'href="/workflows/attendance-import#run"' in manual and ">Run<" in manual
+
+
+@pytest.mark.parametrize(("trigger", "label", "sentence"), [
+    ("schedule", "Schedule", "Runs on a schedule."),
+    ("api", "API", "Started by the API."),
+    ("webhook", "Webhook", "Started by a signed webhook."),
+    ("record", "Record", "Started when a record is created or changed."),
+    (None, "Automatic", "Started automatically."),  # an automated workflow whose definition names no trigger
+])
+def test_an_automated_workflow_says_what_starts_it(trigger, label, sentence, client, login_as, load_workflow):
+    extra = {"kind": "automated"} | ({"trigger": trigger} if trigger else {})
+    load_workflow(steps_workflow("nightly", [{"key": "a", "type": "noop"}], **extra))
+    login_as("viewer")
+    row = _row(client.get("/workflows").get_data(as_text=True), "Nightly")
+    assert _cells(row)[2:4] == ["Automated", label]
+    page = client.get("/workflows/nightly").get_data(as_text=True)
+    assert sentence in _text(page)
+    assert 'id="run"' not in page  # a viewer gets no Run card, automated or not
+
+
+def test_an_automated_workflow_can_be_run_by_hand_from_a_secondary_card(app, client, login_as, demo_workflows):
+    login_as("operator")
+    html = client.get("/workflows/sandbox-health").get_data(as_text=True)
+    assert "Started by the API." in html
+    assert "POST /api/v1/workflows/sandbox-health/runs" in html
+    card = html[html.index('id="run"'):]
+    card = card[:card.index("</section>")]
+    assert "Run now by hand" in card and "Run workflow" not in card
+    assert re.search(r'<button class="btn" type="submit">Start run</button>', card)  # not the primary button
+    token = csrf_token(client, "/workflows/sandbox-health")
+    response = client.post("/workflows/sandbox-health/runs", data={"csrf_token": token})
+    assert response.status_code == 302
+    run_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    assert get_run(app, run_id).trigger == "manual"  # recorded as what it was: a run started by hand
+
+
+def test_a_manual_workflow_keeps_its_primary_run_card(client, login_as, demo_workflows):
+    login_as("operator")
+    html = client.get("/workflows/attendance-import").get_data(as_text=True)
+    card = html[html.index('id="run"'):]
+    card = card[:card.index("</section>")]
+    assert "<h2>Run workflow</h2>" in card and "btn btn-primary" in card
+    assert "Started by" not in html and "Run now by hand" not in html
+
+
+@pytest.mark.parametrize(("change", "line"), [
+    ({"enabled": False}, "Disabled: enable this workflow before it can run."),
+    ({"state": "draft"}, "Draft: publish this workflow before it can run."),
+])
+def test_a_workflow_that_cannot_run_shows_a_status_line_not_a_run_card(change, line, app, client, login_as,
+                                                                      load_workflow):
+    from app.models import Workflow
+
+    load_workflow(steps_workflow("paused", [{"key": "a", "type": "noop"}]))
+    with app.app_context():
+        db.session.execute(sa.update(Workflow).where(Workflow.key == "paused").values(**change))
+        db.session.commit()
+    login_as("admin")
+    html = client.get("/workflows/paused").get_data(as_text=True)
+    assert line in _text(html)
+    assert 'id="run"' not in html and "Start run" not in html
+    row = _row(client.get("/workflows").get_data(as_text=True), "Paused")
+    assert ">Run<" not in row
+
+
+def test_a_run_form_posted_after_the_workflow_was_disabled_says_why_in_place(app, client, login_as, demo_workflows):
+    from app.models import Workflow
+
+    login_as("admin")  # others no longer see a disabled workflow at all (404)
+    token = csrf_token(client, "/workflows/attendance-import")
+    with app.app_context():
+        db.session.execute(sa.update(Workflow).where(Workflow.key == "attendance-import").values(enabled=False))
+        db.session.commit()
+    response = client.post("/workflows/attendance-import/runs", data={"site": "north", "day": "2026-11-20"},
+                           headers={"HX-Request": "true", "X-CSRFToken": token})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert html.lstrip().startswith('<div id="run"') and 'role="alert"' in html and "disabled" in html
+    assert "<form" not in html
 
 
 def test_a_missing_run_is_404(client, login_as):

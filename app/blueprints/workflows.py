@@ -8,7 +8,7 @@ from app.extensions import db, htmx
 from app.models import Workflow
 from app.queries.filters import RunFilter
 from app.queries.runs import runs_page
-from app.security import Capability, get_workflow_or_404, requires, visible_workflows
+from app.security import Capability, can, get_workflow_or_404, requires, visible_workflows
 from app.services.runs import PermissionDenied, WorkflowUnavailable, definition_of, last_run_times, start_run
 from app.vocabulary import KINDS, Trigger
 from app.web.inputs import checks_own_form_fields
@@ -43,19 +43,24 @@ def index():
     return render_template("workflows/list.html", **context)
 
 
+def _run_card_context(workflow: Workflow, values: dict | None = None, errors: dict | None = None, message=None):
+    """What the Run card needs. `run_card` says whether there is one: only for a role that may run workflows,
+    and only while the workflow can run (the page says why not otherwise)."""
+    return {
+        "workflow": workflow,
+        "definition": definition_of(workflow.published_version) if workflow.published_version else None,
+        "run_card": can(current_user, Capability.RUN_WORKFLOW) and workflow.can_run,
+        "values": values or {},
+        "errors": errors or {},
+        "message": message,
+    }
+
+
 def _render_detail(workflow: Workflow, values: dict | None = None, errors: dict | None = None, message=None):
-    definition = definition_of(workflow.published_version) if workflow.published_version else None
     recent = RunFilter(workflows=(workflow.key,), range="all", limit=10)
     runs = runs_page(db.session, recent, [workflow.id]).runs
-    return render_template(
-        "workflows/detail.html",
-        workflow=workflow,
-        definition=definition,
-        runs=runs,
-        values=values or {},
-        errors=errors or {},
-        message=message,
-    )
+    return render_template("workflows/detail.html", runs=runs,
+                           **_run_card_context(workflow, values, errors, message))
 
 
 @bp.get("/workflows/<key>")
@@ -97,7 +102,5 @@ def run(key: str):
 def _render_run_form(workflow: Workflow, values: dict, errors: dict | None = None, message=None):
     """The Run card alone for htmx (the page stays where it is), the whole page otherwise."""
     if htmx:
-        definition = definition_of(workflow.published_version) if workflow.published_version else None
-        return render_template("workflows/_run_card.html", workflow=workflow, definition=definition,
-                               values=values, errors=errors or {}, message=message)
+        return render_template("workflows/_run_card.html", **_run_card_context(workflow, values, errors, message))
     return _render_detail(workflow, values, errors, message)

@@ -52,6 +52,17 @@ class Workflow(db.Model):
         """Whether the workflow is published and has a version to run."""
         return self.state == WorkflowState.PUBLISHED and self.published_version_id is not None
 
+    @property
+    def is_automated(self) -> bool:
+        """Whether something other than a person starts it (its `trigger` says what): the list offers no Run
+        button for it, and its page says what starts it."""
+        return self.kind == WorkflowKind.AUTOMATED
+
+    @property
+    def can_run(self) -> bool:
+        """Whether a run may start now: published and enabled (who may start it is the policy's business)."""
+        return self.is_published and self.enabled
+
 
 class WorkflowVersion(db.Model):
     __tablename__ = "workflow_versions"
