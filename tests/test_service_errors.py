@@ -1,4 +1,4 @@
-"""One ServiceError family, mapped to HTTP once: JSON for the API, a fragment for htmx, a page (or a flash) for people."""
+"""One ServiceError family, mapped to HTTP once: JSON for the API, a fragment for htmx, a page or a flash for people."""
 import pytest
 from flask import Blueprint
 

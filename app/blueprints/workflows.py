@@ -76,12 +76,10 @@ def run(key: str):
     values.pop("csrf_token", None)
     try:
         new_run = start_run(db.session, workflow, current_user, values, trigger=Trigger.MANUAL, from_form=True)
-    except Invalid as exc:
+    except ServiceError as exc:  # the Run card says why in place: bad values next to their fields
         db.session.rollback()
-        return _render_run_form(workflow, values, exc.fields), exc.status
-    except ServiceError as exc:  # the Run card says why, in place of the form's answer
-        db.session.rollback()
-        return _render_run_form(workflow, values, message=exc.message), exc.status
+        message = None if isinstance(exc, Invalid) else exc.message
+        return _render_run_form(workflow, values, exc.fields, message), exc.status
     db.session.commit()
     target = url_for("runs.detail", run_id=new_run.id)
     if htmx:

@@ -163,7 +163,8 @@ def cancel_run(session: Session, run: Run, user: User) -> CancelResult:
                 return CancelResult(CancelOutcome.CANCELLED, change.new)
         else:
             return CancelResult(CancelOutcome.FINISHED, status)
-    return CancelResult(CancelOutcome.FINISHED, RunStatus(session.scalar(sa.select(Run.status).where(Run.id == run.id))))
+    status = RunStatus(session.scalar(sa.select(Run.status).where(Run.id == run.id)))
+    return CancelResult(CancelOutcome.FINISHED, status)
 
 
 def _request_cancel(session: Session, run_id: int, user: User, now) -> bool:

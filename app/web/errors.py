@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from app.extensions import db, htmx, limiter
 from app.services.errors import Conflict, Invalid, ServiceError
+from app.web.protection import same_origin
 
 API_PREFIX = "/api/"
 
@@ -83,11 +84,12 @@ def render_service_error(exc: ServiceError):
 
 
 def _same_site_referrer() -> str | None:
-    """The page the request came from, as a path on this site, if it names one."""
-    parts = urlsplit(request.referrer or "")
-    if parts.netloc != request.host or not parts.path.startswith("/"):
+    """The page of this console the request came from (its path and query), if the request names one."""
+    referrer = request.referrer
+    if not referrer or not same_origin(referrer):
         return None
-    return parts.path + (f"?{parts.query}" if parts.query else "")
+    parts = urlsplit(referrer)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def _too_large_message() -> str:

@@ -183,10 +183,10 @@ class Journal:
                 sr.finished_at = now
         for line in event.lines(self.done):
             self.log(line.level, line.message, sr if line.of_step else None, line.meta, technical=line.technical)
+        self.flush()
         if event.status is None:
             self._commit()
             return Outcome(status="lost")
-        self.flush()
         values = {**self._progress(), **event.run_values(self.done)}
         values["finished_at" if event.status in FINISHED else "heartbeat_at"] = now
         change = change_status(self.session, self.run.id, event.status, only_from=[RunStatus.RUNNING], **values)
