@@ -1,15 +1,16 @@
-"""Command-line interface: users, workflows, runs (retention), the worker, the scheduler and demo data."""
+"""Command-line interface: users, workflows, runs (retention) and demo data. The worker and scheduler commands
+live with the jobs they run (jobs/cli.py)."""
 import json
-import logging
 from datetime import timedelta
 from pathlib import Path
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import AppGroup
 
 from app.engine.definition import DefinitionError
-from app.extensions import db, queues
+from app.services.errors import ServiceError
+from app.extensions import db
 from app.vocabulary import ROLES
 
 users_cli = AppGroup("users", help="Manage users and API tokens.")
@@ -25,11 +26,11 @@ runs_cli = AppGroup("runs", help="Maintain run history.")
 @click.option("--name", default="")
 def create_user_command(email, password, role, name):
     """Create a user who can sign in."""
-    from app.services.users import UserError, create_user
+    from app.services.users import create_user
 
     try:
         user = create_user(db.session, email, password, role, name)
-    except UserError as exc:
+    except ServiceError as exc:
         raise click.ClickException(str(exc)) from None
     db.session.commit()
     click.echo(f"Created {user.role} {user.email}")
@@ -61,12 +62,12 @@ def _user_or_fail(email: str):
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The new password.")
 def password_command(email, password):
     """Set EMAIL's password; every session the user had ends."""
-    from app.services.users import UserError, set_password
+    from app.services.users import set_password
 
     user = _user_or_fail(email)
     try:
         set_password(db.session, user, password)
-    except UserError as exc:
+    except ServiceError as exc:
         raise click.ClickException(str(exc)) from None
     db.session.commit()
     click.echo(f"Password of {user.email} changed; their sessions are signed out")
@@ -166,38 +167,6 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
-@click.command("worker")
-@click.argument("queue_names", nargs=-1)
-@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
-@click.option("--name", default=None, help="Worker name (unique per host).")
-def worker_command(queue_names, burst, name):
-    """Run an RQ worker for QUEUE_NAMES (default: default)."""
-    import jobs
-    from app.worker import FlowdeskWorker
-
-    app = current_app._get_current_object()
-    jobs.bind_app(app)
-    FlowdeskWorker.flask_app = app
-    qs = [queues.queue(n) for n in (queue_names or ("default",))]
-    worker = FlowdeskWorker(qs, connection=queues.connection, name=name)
-    worker.warm_up()
-    worker.work(burst=burst, logging_level="INFO")
-
-
-@click.command("scheduler")
-@click.option("--interval", default=1.0, type=float, help="Seconds between polls (rq-scheduler's default is 60).")
-@click.option("--burst", is_flag=True, help="Move due jobs once and exit.")
-def scheduler_command(interval, burst):
-    """Run rq-scheduler: moves due wait-step resumes onto their queues, reconciles runs with Redis and fires
-    retention once a day (FLOWDESK_RETENTION_DAYS)."""
-    from app.scheduler import FlowdeskScheduler
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
-    scheduler = FlowdeskScheduler(connection=queues.connection, interval=interval)
-    scheduler.flask_app = current_app._get_current_object()
-    scheduler.run(burst=burst)
-
-
 def init_app(app: Flask) -> None:
-    for command in (users_cli, workflows_cli, runs_cli, demo_cli, worker_command, scheduler_command):
+    for command in (users_cli, workflows_cli, runs_cli, demo_cli):
         app.cli.add_command(command)

@@ -1,6 +1,6 @@
 """Jobs that execute and resume runs."""
 from app.extensions import db
-from app.services.execution import process_run
+from app.services.execution.executor import process_run
 from jobs import get_app
 
 
@@ -27,7 +27,7 @@ def run_job_failed(job, connection, exc_type, exc_value, tb) -> None:
     from rq.exceptions import AbandonedJobError
     from rq.timeouts import JobTimeoutException
 
-    from app.services.execution import end_lost_run
+    from app.services.execution.lost import end_lost_run
 
     if exc_type is not None and issubclass(exc_type, JobTimeoutException):
         code, message = "JOB_TIMEOUT", f"The run took longer than its job limit of {job.timeout} s and was stopped."
@@ -37,7 +37,7 @@ def run_job_failed(job, connection, exc_type, exc_value, tb) -> None:
         code, message = "JOB_FAILED", f"The run's job failed: {exc_type.__name__ if exc_type else 'error'}: {exc_value}"
     with get_app().app_context():
         try:
-            end_lost_run(db.session, job.args[0], code, message)
+            end_lost_run(db.session, job.args[0], code, message, noticed_by="worker")
             db.session.commit()
         finally:
             db.session.remove()

@@ -115,16 +115,13 @@ def get_run(app, run_id: int) -> Run:
 
 def work_once(app, queue_names=("default",)) -> None:
     """Run a real forking FlowdeskWorker over what is queued now, leaving scheduled jobs (resumes) alone."""
-    import jobs
     from app.extensions import queues
-    from app.worker import FlowdeskWorker
+    from jobs.worker import FlowdeskWorker
 
     with app.app_context():
         db.session.remove()
-        jobs.bind_app(app)
-        FlowdeskWorker.flask_app = app
         qs = [queues.queue(name) for name in queue_names]
-        FlowdeskWorker(qs, connection=queues.connection).work(burst=True, logging_level="WARNING")
+        FlowdeskWorker(qs, connection=queues.connection, app=app).work(burst=True, logging_level="WARNING")
 
 
 def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from app.extensions import db, queues
 from app.models import LogEntry, Run, StepRun
-from app.services.execution import process_run
+from app.services.execution.executor import process_run
 from app.services.reconcile import end_lost_runs
 from app.timeutil import utcnow
 from tests.factories import child_pids, get_run, start, steps_workflow, wait_for, work_once
@@ -81,7 +81,7 @@ def test_a_waiting_run_whose_resume_vanished_is_resumed(app, load_workflow, make
 
 
 def test_the_scheduler_reconciles_while_it_holds_its_lock(app, load_workflow, make_user):
-    from app.scheduler import FlowdeskScheduler
+    from jobs.scheduler import FlowdeskScheduler
 
     load_workflow(steps_workflow("tick", [{"key": "a", "type": "noop"}]))
     run_id = start(app, "tick", make_user("operator"))
@@ -89,8 +89,7 @@ def test_the_scheduler_reconciles_while_it_holds_its_lock(app, load_workflow, ma
         queues.connection.flushdb()
     _age(app, run_id, 120)
     with app.app_context():
-        scheduler = FlowdeskScheduler(connection=queues.connection, interval=1)
-        scheduler.flask_app = app
+        scheduler = FlowdeskScheduler(connection=queues.connection, interval=1, app=app)
         scheduler.reconcile_every = 0
         scheduler.enqueue_jobs()
         assert queues.queue("default").count == 1

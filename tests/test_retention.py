@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from app.config import ConfigError, load_config
 from app.extensions import db, queues
 from app.models import LogEntry, Run, StepRun
-from app.scheduler import FlowdeskScheduler
+from jobs.scheduler import FlowdeskScheduler
 from app.services.retention import prune_runs
 from app.timeutil import utcnow
 from tests.factories import make_run, steps_workflow, work_once
@@ -205,8 +205,7 @@ def test_retention_days_is_a_positive_whole_number_or_unset(monkeypatch):
 
 
 def _scheduler(app, **attributes) -> FlowdeskScheduler:
-    scheduler = FlowdeskScheduler(connection=queues.connection, interval=1)
-    scheduler.flask_app = app
+    scheduler = FlowdeskScheduler(connection=queues.connection, interval=1, app=app)
     for name, value in attributes.items():
         setattr(scheduler, name, value)
     return scheduler

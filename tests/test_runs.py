@@ -208,7 +208,7 @@ def test_cancelling_a_running_run_stops_it_between_steps(app, load_workflow, mak
 
 def test_log_lines_are_written_in_batches_not_a_transaction_each(app, load_workflow, make_user):
     """Twenty log steps in a run cost a handful of commits, not twenty."""
-    from app.services.execution import process_run
+    from app.services.execution.executor import process_run
 
     load_workflow(steps_workflow("chatty", [
         {"key": f"s{i}", "type": "log", "with": {"message": f"line {i}"}} for i in range(20)

@@ -42,7 +42,7 @@ def _pending_run(session, load_workflow):
 
 
 def test_two_claims_of_one_run_succeed_once(session, load_workflow):
-    from app.engine.transitions import move
+    from app.services.execution.claims import move
 
     run_id = _pending_run(session, load_workflow)
     assert move(session, run_id, RunStatus.RUNNING, only_from=[RunStatus.PENDING]) is True
@@ -50,7 +50,7 @@ def test_two_claims_of_one_run_succeed_once(session, load_workflow):
 
 
 def test_a_late_completion_does_not_undo_a_cancel(session, load_workflow):
-    from app.engine.transitions import move
+    from app.services.execution.claims import move
     from app.models import Run
 
     run_id = _pending_run(session, load_workflow)

@@ -8,7 +8,7 @@ from app.models import LogEntry, Run, StepRun, Workflow, WorkflowVersion
 
 
 def test_warm_up_executes_a_run_and_leaves_no_rows(app, load_workflow):
-    from app.services.execution import warm_up
+    from app.services.execution.warmup import warm_up
 
     with app.app_context():
         statements = []
@@ -48,14 +48,19 @@ def test_a_rollback_connection_discards_savepoints_and_rows(app):
 
 def test_a_worker_on_an_unmigrated_database_still_starts(tmp_path, redis_url):
     """Warm-up is best effort: with no tables yet the worker logs a warning and keeps going."""
+    import redis
+
+    import jobs
     from app import create_app
-    from app.worker import FlowdeskWorker
+    from jobs.worker import FlowdeskWorker
 
     fresh = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'empty.db'}", "REDIS_URL": redis_url,
                         "INSTANCE_DIR": str(tmp_path)})
-    worker = FlowdeskWorker.__new__(FlowdeskWorker)
-    worker.flask_app = fresh
+    bound = jobs._app
+    worker = FlowdeskWorker(["default"], connection=redis.Redis.from_url(redis_url), app=fresh)
     try:
+        assert jobs.get_app() is fresh  # the worker's jobs run in the app it was given
         worker.warm_up()
     finally:
         gc.unfreeze()  # warm_up freezes the collector for the worker process, not for the test run
+        jobs.bind_app(bound)

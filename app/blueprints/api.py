@@ -5,17 +5,17 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from app.blueprints.api_openapi import openapi_document
-from app.engine.params import ParamErrors
 from app.extensions import db, limiter
 from app.models import Run, Workflow
 from app.queries.filters import RunFilter
 from app.queries.runs import runs_page
 from app.security import Capability, can, visible_workflow_ids, visible_workflows, workflow_visible
-from app.services.runs import PermissionDenied, WorkflowUnavailable, start_run
+from app.services.errors import Invalid, NotFound, PermissionDenied
+from app.services.runs import start_run
 from app.services.users import user_for_token
 from app.vocabulary import Trigger
 from app.web.errors import json_error
-from app.web.inputs import json_body
+from app.web.inputs import BadInput, json_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Failed tokens per client address; past the limit every API call from there answers 429 for a while.
@@ -23,10 +23,6 @@ limiter.limit(lambda: current_app.config["API_AUTH_LIMIT"], deduct_when=lambda r
 RUN_REQUEST_FIELDS = {"params", "record"}
 RUN_FILTER_ARGS = {"workflow", "status", "trigger", "kind", "queue", "version", "key", "range", "since", "until",
                    "before", "limit"}
-
-
-def _error(status: int, message: str, fields: dict | None = None):
-    return json_error(status, message, fields)
 
 
 def token_required(view):
@@ -37,20 +33,21 @@ def token_required(view):
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return _error(401, "Send an API token as 'Authorization: Bearer <token>'.")
+            return json_error(401, "Send an API token as 'Authorization: Bearer <token>'.")
         user = user_for_token(db.session, token.strip())
         if user is None:
-            return _error(401, "The API token is invalid or revoked.")
+            return json_error(401, "The API token is invalid or revoked.")
         g.api_user = user
         return view(*args, **kwargs)
 
     return wrapper
 
 
-def _visible_workflow(key: str) -> Workflow | None:
+def _visible_workflow(key: str) -> Workflow:
+    """The workflow with `key`, or NotFound when it does not exist or the token's user may not see it."""
     workflow = db.session.scalar(sa.select(Workflow).where(Workflow.key == key))
     if workflow is None or not workflow_visible(workflow, g.api_user):
-        return None
+        raise NotFound(f"No workflow '{key}'.")
     return workflow
 
 
@@ -98,7 +95,7 @@ def _iso(value):
 def list_workflows():
     """The workflows the token's user may see."""
     if not can(g.api_user, Capability.LIST_WORKFLOWS):
-        return _error(403, "Your role cannot list workflows.")
+        raise PermissionDenied("Your role cannot list workflows.")
     rows = visible_workflows(db.session, g.api_user)
     return jsonify(
         {
@@ -116,28 +113,16 @@ def list_workflows():
 def create_run(key: str):
     """Start a run with `{"params": {...}, "record": {"key": ...}}`; answers 202 with the run's id, status and URL."""
     workflow = _visible_workflow(key)
-    if workflow is None:
-        return _error(404, f"No workflow '{key}'.")
     body = json_body(default={})
     if not isinstance(body, dict):
-        return _error(422, "The body must be a JSON object like {\"params\": {...}}.",
-                      {"body": "must be a JSON object"})
+        raise Invalid("The body must be a JSON object like {\"params\": {...}}.",
+                      fields={"body": "must be a JSON object"})
     unknown = sorted(set(body) - RUN_REQUEST_FIELDS)
     if unknown:
-        return _error(422, "The body has fields a run request does not take.",
-                      {name: "is not a field of a run request" for name in unknown})
-    try:
-        run = start_run(db.session, workflow, g.api_user, body.get("params", {}), trigger=Trigger.API,
-                        record=body.get("record"))
-    except PermissionDenied as exc:
-        db.session.rollback()
-        return _error(403, str(exc))
-    except WorkflowUnavailable as exc:
-        db.session.rollback()
-        return _error(409, str(exc))
-    except ParamErrors as exc:
-        db.session.rollback()
-        return _error(422, "Some parameters are invalid.", exc.errors)
+        raise Invalid("The body has fields a run request does not take.",
+                      fields={name: "is not a field of a run request" for name in unknown})
+    run = start_run(db.session, workflow, g.api_user, body.get("params", {}), trigger=Trigger.API,
+                    record=body.get("record"))
     db.session.commit()
     return jsonify({"id": run.id, "status": run.status, "url": url_for("api.get_run", run_id=run.id, _external=True),
                     "html_url": url_for("runs.detail", run_id=run.id, _external=True)}), 202
@@ -149,8 +134,8 @@ def list_runs():
     """Runs the token's user may see, newest first, filtered like the Runs page; `next` pages to older ones."""
     unknown = sorted(set(request.args) - RUN_FILTER_ARGS)
     if unknown:
-        return _error(400, "The query has parameters the runs list does not take.",
-                      {name: "is not a filter of the runs list" for name in unknown})
+        raise BadInput("The query has parameters the runs list does not take.",
+                       {name: "is not a filter of the runs list" for name in unknown})
     f = RunFilter.from_args(request.args)
     ids = visible_workflow_ids(db.session, g.api_user)
     page = runs_page(db.session, f, ids)
@@ -166,7 +151,7 @@ def get_run(run_id: int):
     """A run's status, progress, timing and steps."""
     run = db.session.get(Run, run_id)
     if run is None or not workflow_visible(run.workflow, g.api_user):
-        return _error(404, f"No run {run_id}.")
+        raise NotFound(f"No run {run_id}.")
     return jsonify(_run_json(run, with_steps=True))
 
 

@@ -5,7 +5,8 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.extensions import db, limiter
-from app.services.users import UserError, authenticate, change_password, end_sessions
+from app.services.errors import Invalid
+from app.services.users import authenticate, change_password, end_sessions
 
 bp = Blueprint("auth", __name__)
 
@@ -70,7 +71,7 @@ def password():
     try:
         change_password(db.session, current_user, request.form.get("current_password", ""),
                         request.form.get("new_password", ""), request.form.get("confirm_password", ""))
-    except UserError as exc:
+    except Invalid as exc:
         db.session.rollback()
         return render_template("auth/account.html", errors={exc.field: exc.message}), 422
     db.session.commit()

@@ -2,7 +2,7 @@
 from dataclasses import replace
 
 from flask import (
-    Blueprint, Response, abort, flash, make_response, redirect, render_template, request, session, url_for,
+    Blueprint, Response, flash, make_response, redirect, render_template, request, session, url_for,
 )
 from flask_login import current_user
 
@@ -16,7 +16,7 @@ from app.queries.logs import RUN_LOG_COLUMNS, LogFilter, run_log_after, run_log_
 from app.security import (
     Capability, can, get_run_or_404, get_workflow_or_404, requires, visible_workflow_ids, visible_workflows,
 )
-from app.services.runs import PermissionDenied, cancel_run
+from app.services.runs import CancelOutcome, cancel_run
 from app.timeutil import utcnow
 from app.vocabulary import KINDS, LOG_LEVELS, TRIGGERS
 from app.web.inputs import id_arg
@@ -216,15 +216,12 @@ def log_csv(run_id: int):
 def cancel(run_id: int):
     """Cancel an active run: at once when pending or waiting, after the current step when running."""
     run = get_run_or_404(db.session, run_id, current_user)
-    try:
-        result = cancel_run(db.session, run, current_user)
-    except PermissionDenied:
-        abort(403)
+    result = cancel_run(db.session, run, current_user)
     db.session.commit()
     messages = {
-        "cancelled": ("Run cancelled.", "success"),
-        "requested": ("Cancel requested: the run stops after its current step.", "info"),
-        "finished": (f"The run had already finished ({RunStatus(result.status).label.lower()}).", "warning"),
+        CancelOutcome.CANCELLED: ("Run cancelled.", "success"),
+        CancelOutcome.REQUESTED: ("Cancel requested: the run stops after its current step.", "info"),
+        CancelOutcome.FINISHED: (f"The run had already finished ({result.status.label.lower()}).", "warning"),
     }
     flash(*messages[result.outcome])
     db.session.expire_all()

@@ -3,13 +3,13 @@ import sqlalchemy as sa
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from app.engine.params import ParamErrors
 from app.extensions import db, htmx
 from app.models import Workflow
 from app.queries.filters import RunFilter
 from app.queries.runs import runs_page
 from app.security import Capability, can, get_workflow_or_404, requires, visible_workflows
-from app.services.runs import PermissionDenied, WorkflowUnavailable, definition_of, last_run_times, start_run
+from app.services.errors import Invalid, ServiceError
+from app.services.runs import definition_of, last_run_times, start_run
 from app.vocabulary import KINDS, Trigger
 from app.web.inputs import checks_own_form_fields
 
@@ -81,15 +81,10 @@ def run(key: str):
     values.pop("csrf_token", None)
     try:
         new_run = start_run(db.session, workflow, current_user, values, trigger=Trigger.MANUAL, from_form=True)
-    except ParamErrors as exc:
+    except ServiceError as exc:  # the Run card says why in place: bad values next to their fields
         db.session.rollback()
-        return _render_run_form(workflow, values, exc.errors), 422
-    except PermissionDenied as exc:
-        db.session.rollback()
-        return _render_run_form(workflow, values, message=str(exc)), 403
-    except WorkflowUnavailable as exc:
-        db.session.rollback()
-        return _render_run_form(workflow, values, message=str(exc)), 409
+        message = None if isinstance(exc, Invalid) else exc.message
+        return _render_run_form(workflow, values, exc.fields, message), exc.status
     db.session.commit()
     target = url_for("runs.detail", run_id=new_run.id)
     if htmx:

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from app.engine.states import RunStatus, StepStatus
 from app.extensions import queues
 from app.models import Run, StepRun
-from app.services.execution import end_lost_run, enqueue_execute, execute_job_id, resume_job_id, schedule_resume
+from app.services.execution.lost import end_lost_run
+from app.services.execution.queueing import enqueue_execute, execute_job_id, resume_job_id, schedule_resume
 from app.timeutil import utcnow
 
 GRACE_SECONDS = 30  # a run this new may still be on its way to the queue
@@ -58,7 +59,8 @@ def end_lost_runs(session: Session, stale_seconds: float) -> int:
                "so it was lost with its host or killed; completed steps stay completed.")
     # The heartbeat is checked again in the UPDATE: a run that beat since the read is not ended.
     still_stale = (Run.heartbeat_at < cutoff,)
-    return sum(end_lost_run(session, run_id, "WORKER_LOST", message, where=still_stale) for run_id in lost)
+    return sum(end_lost_run(session, run_id, "WORKER_LOST", message, noticed_by="reconciler", where=still_stale)
+               for run_id in lost)
 
 
 def reconcile(session: Session, grace_seconds: float = GRACE_SECONDS) -> ReconcileReport:

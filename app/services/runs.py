@@ -1,6 +1,7 @@
 """Starting and cancelling runs."""
 import json
 from dataclasses import dataclass
+from enum import Enum
 from functools import lru_cache
 
 import sqlalchemy as sa
@@ -8,22 +9,16 @@ from sqlalchemy.orm import Session
 
 from app.engine.definition import Definition, parse_definition
 from app.engine.params import ParamErrors, coerce_params
-from app.engine.states import RunStatus, StepStatus
-from app.engine.transitions import move
-from app.models import LogEntry, Run, StepRun, User, Workflow, WorkflowVersion
+from app.engine.states import CANCELLABLE, RunStatus, StepStatus
+from app.models import Run, StepRun, User, Workflow, WorkflowVersion
 from app.security import Capability, can
+from app.services.audit import AuditAction
 from app.services.dispatch import after_commit
-from app.services.execution import enqueue_execute
+from app.services.errors import Conflict, Invalid, PermissionDenied
+from app.services.execution.queueing import enqueue_execute
+from app.services.lifecycle import change_status, note
 from app.timeutil import utcnow
 from app.vocabulary import LogLevel, Trigger
-
-
-class PermissionDenied(Exception):
-    """The user's role does not allow this action."""
-
-
-class WorkflowUnavailable(Exception):
-    """The workflow cannot run now (a draft, or disabled); the message says why."""
 
 
 @lru_cache(maxsize=256)
@@ -71,21 +66,24 @@ def start_run(
 
     `record` is the context record the run is about (`{"key": "INV-2291", ...}`): stored on the run,
     visible to placeholders as `record`, and its key is carried by the run's log lines. The run is
-    enqueued on the workflow's queue when the caller commits. Raises PermissionDenied,
-    WorkflowUnavailable or ParamErrors (a bad record too, named `record` or `record.key`).
+    enqueued on the workflow's queue when the caller commits. Raises PermissionDenied, Conflict (a draft or
+    disabled workflow) or Invalid naming each bad parameter (a bad record too, named `record` or `record.key`).
     """
     if not can(user, Capability.RUN_WORKFLOW):
         raise PermissionDenied("Your role cannot run workflows.")
     if workflow.allowed_roles and user.role not in workflow.allowed_roles and not can(user, Capability.VIEW_DRAFTS):
         raise PermissionDenied("Your role is not allowed to run this workflow.")
     if not workflow.is_published:
-        raise WorkflowUnavailable("This workflow is a draft; publish it before running it.")
+        raise Conflict("This workflow is a draft; publish it before running it.")
     if not workflow.enabled:
-        raise WorkflowUnavailable("This workflow is disabled; enable it before running it.")
+        raise Conflict("This workflow is disabled; enable it before running it.")
     version = workflow.published_version
     definition = definition_of(version)
-    params = coerce_params(definition.params, raw_params, from_form=from_form)
-    record_key = check_record(record)
+    try:
+        params = coerce_params(definition.params, raw_params, from_form=from_form)
+        record_key = check_record(record)
+    except ParamErrors as exc:
+        raise Invalid("Some parameters are invalid.", fields=exc.errors) from None
     trigger = Trigger(trigger)
     run = Run(
         workflow_id=workflow.id,
@@ -129,12 +127,18 @@ def check_record(record) -> str | None:
     return key.strip()
 
 
+class CancelOutcome(str, Enum):
+    CANCELLED = "cancelled"  # stopped at once (it was pending or parked)
+    REQUESTED = "requested"  # running: the worker stops it after the current step
+    FINISHED = "finished"  # it had already finished; nothing changed
+
+
 @dataclass
 class CancelResult:
-    """What a cancel did: "cancelled" now, "requested" (the worker stops at the next step) or "finished"."""
+    """What a cancel did, and the run's status afterwards."""
 
-    outcome: str
-    status: str
+    outcome: CancelOutcome
+    status: RunStatus
 
 
 def cancel_run(session: Session, run: Run, user: User) -> CancelResult:
@@ -145,32 +149,39 @@ def cancel_run(session: Session, run: Run, user: User) -> CancelResult:
     for _ in range(3):
         status = RunStatus(session.scalar(sa.select(Run.status).where(Run.id == run.id)))
         if status == RunStatus.RUNNING:
-            result = session.execute(
-                sa.update(Run)
-                .where(Run.id == run.id, Run.status == RunStatus.RUNNING.value)
-                .values(cancel_requested_at=now, cancelled_by_id=user.id)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount == 1:
-                _log(session, run.id, LogLevel.WARNING, f"Cancel requested by {user.email}; stopping after the current step")
-                return CancelResult("requested", status.value)
-        elif status in (RunStatus.PENDING, RunStatus.WAITING, RunStatus.WAITING_FOR_APPROVAL):
-            if move(
-                session, run.id, RunStatus.CANCELLED, only_from=[status],
+            if _request_cancel(session, run.id, user, now):
+                return CancelResult(CancelOutcome.REQUESTED, status)
+        elif status in CANCELLABLE:
+            change = change_status(
+                session, run.id, RunStatus.CANCELLED, only_from=[status], actor=user, action=AuditAction.CANCEL_RUN,
+                level=LogLevel.WARNING, message=f"Run cancelled by {user.email}",
                 finished_at=now, cancel_requested_at=now, cancelled_by_id=user.id,
-            ):
+            )
+            if change.changed:
                 session.execute(
                     sa.update(StepRun)
                     .where(StepRun.run_id == run.id, StepRun.status == StepStatus.WAITING.value)
                     .values(status=StepStatus.CANCELLED.value, finished_at=now)
                     .execution_options(synchronize_session=False)
                 )
-                _log(session, run.id, LogLevel.WARNING, f"Run cancelled by {user.email}")
-                return CancelResult("cancelled", RunStatus.CANCELLED.value)
+                return CancelResult(CancelOutcome.CANCELLED, change.new)
         else:
-            return CancelResult("finished", status.value)
-    return CancelResult("finished", session.scalar(sa.select(Run.status).where(Run.id == run.id)))
+            return CancelResult(CancelOutcome.FINISHED, status)
+    status = RunStatus(session.scalar(sa.select(Run.status).where(Run.id == run.id)))
+    return CancelResult(CancelOutcome.FINISHED, status)
 
 
-def _log(session: Session, run_id: int, level: LogLevel, message: str) -> None:
-    session.add(LogEntry.line(run_id, level, message))
+def _request_cancel(session: Session, run_id: int, user: User, now) -> bool:
+    """Ask the worker running `run_id` to stop after its current step; False if it is no longer running."""
+    result = session.execute(
+        sa.update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.RUNNING.value)
+        .values(cancel_requested_at=now, cancelled_by_id=user.id)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    note(session, run_id, actor=user, action=AuditAction.REQUEST_CANCEL, level=LogLevel.WARNING,
+         message=f"Cancel requested by {user.email}; stopping after the current step",
+         changes={"cancel_requested_at": [None, now.isoformat(timespec="seconds")]})
+    return True

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.models import ApiToken, User
+from app.services.errors import Invalid
 from app.timeutil import utcnow
 from app.vocabulary import ROLES
 
@@ -17,25 +18,17 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 MIN_PASSWORD = 8
 
 
-class UserError(ValueError):
-    """Bad input for a user; `field` names the field and the message starts with it."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.field, _, self.message = message.partition(": ")
-
-
 def create_user(session: Session, email: str, password: str, role: str, name: str = "") -> User:
-    """Add a user with a salted password hash; raises UserError for a bad email, role or password."""
+    """Add a user with a salted password hash; raises Invalid for a bad email, role or password."""
     email = email.strip().lower()
     if not EMAIL_RE.match(email):
-        raise UserError(f"email: '{email}' is not an email address")
+        raise Invalid(f"'{email}' is not an email address", field="email")
     if role not in ROLES:
-        raise UserError(f"role: '{role}' is not a role; use one of {', '.join(ROLES)}")
+        raise Invalid(f"'{role}' is not a role; use one of {', '.join(ROLES)}", field="role")
     if len(password) < MIN_PASSWORD:
-        raise UserError(f"password: must be at least {MIN_PASSWORD} characters")
+        raise Invalid(f"must be at least {MIN_PASSWORD} characters", field="password")
     if session.scalar(sa.select(User.id).where(User.email == email)):
-        raise UserError(f"email: a user with email {email} already exists")
+        raise Invalid(f"a user with email {email} already exists", field="email")
     user = User(email=email, role=role, name=name)
     user.set_password(password, _hash_method())
     session.add(user)
@@ -68,18 +61,18 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 def change_password(session: Session, user: User, current: str, new: str, confirm: str) -> None:
     """Set a new password after checking the current one; every existing session of the user ends."""
     if not user.check_password(current):
-        raise UserError("current_password: is not your current password")
+        raise Invalid("is not your current password", field="current_password")
     if len(new) < MIN_PASSWORD:
-        raise UserError(f"new_password: must be at least {MIN_PASSWORD} characters")
+        raise Invalid(f"must be at least {MIN_PASSWORD} characters", field="new_password")
     if new != confirm:
-        raise UserError("confirm_password: does not match the new password")
+        raise Invalid("does not match the new password", field="confirm_password")
     user.set_password(new, _hash_method())
 
 
 def set_password(session: Session, user: User, password: str) -> None:
     """Set a user's password (an administrator's reset); every existing session of the user ends."""
     if len(password) < MIN_PASSWORD:
-        raise UserError(f"password: must be at least {MIN_PASSWORD} characters")
+        raise Invalid(f"must be at least {MIN_PASSWORD} characters", field="password")
     user.set_password(password, _hash_method())
 
 

@@ -1,12 +1,16 @@
 """HTTP errors as the caller reads them: JSON `{"error": ..., "fields": {...}}` under /api/, a small fragment for
-htmx requests, a page elsewhere."""
+htmx requests, a page elsewhere. Services raise the ServiceError family; this is the one place that gives each
+its status."""
 import time
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask import Flask, Response, current_app, flash, jsonify, redirect, render_template, request
 from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from app.extensions import htmx, limiter
+from app.extensions import db, htmx, limiter
+from app.services.errors import Conflict, Invalid, ServiceError
+from app.web.protection import same_origin
 
 API_PREFIX = "/api/"
 
@@ -14,6 +18,7 @@ API_PREFIX = "/api/"
 def init_app(app: Flask) -> None:
     """Answer every HTTP error (400, 403, 404, 405, 413, ...) as JSON for the API and as a page for people."""
     app.register_error_handler(HTTPException, render_http_error)
+    app.register_error_handler(ServiceError, render_service_error)
     app.register_error_handler(RateLimitExceeded, render_rate_limited)
 
 
@@ -52,6 +57,39 @@ def render_http_error(exc: HTTPException):
         # was; a page that opts in to swapping errors gets this one line, never the whole error page.
         return render_template("_error_fragment.html", error=exc, message=message), exc.code, headers
     return render_template("error.html", error=exc, message=message), exc.code, headers
+
+
+class _Refusal:
+    """What the error templates read of an error (its status and description), for a ServiceError."""
+
+    def __init__(self, exc: ServiceError):
+        self.code = exc.status
+        self.description = exc.message
+
+
+def render_service_error(exc: ServiceError):
+    """A service refused: JSON naming the fields for the API, the one-line fragment for htmx, and for a page
+    either the page it was sent from with the message flashed (a state conflict or bad input on a form
+    post) or the error page. Nothing the request wrote is kept."""
+    db.session.rollback()
+    if is_api_request():
+        return json_error(exc.status, exc.message, exc.fields)
+    if is_panel_request():
+        return render_template("_error_fragment.html", error=_Refusal(exc), message=exc.message), exc.status
+    back = _same_site_referrer()
+    if request.method == "POST" and isinstance(exc, (Conflict, Invalid)) and back:
+        flash(exc.message, "warning")
+        return redirect(back, code=303)
+    return render_template("error.html", error=_Refusal(exc), message=exc.message), exc.status
+
+
+def _same_site_referrer() -> str | None:
+    """The page of this console the request came from (its path and query), if the request names one."""
+    referrer = request.referrer
+    if not referrer or not same_origin(referrer):
+        return None
+    parts = urlsplit(referrer)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def _too_large_message() -> str:

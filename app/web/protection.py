@@ -28,7 +28,7 @@ def init_app(app: Flask) -> None:
         if request.method in SAFE_METHODS or request.blueprint in ORIGIN_EXEMPT_BLUEPRINTS:
             return None
         source = request.headers.get("Origin") or request.headers.get("Referer")
-        if source and source != "null" and not _same_origin(source):
+        if source and source != "null" and not same_origin(source):
             abort(403, description="This request came from another site and was refused.")
         if request.headers.get("Origin") == "null":
             abort(403, description="This request came from an opaque origin and was refused.")
@@ -46,7 +46,7 @@ def init_app(app: Flask) -> None:
         return response
 
 
-def _same_origin(source: str) -> bool:
+def same_origin(source: str) -> bool:
     """Whether an Origin or Referer names this console (scheme, host and port)."""
     try:
         parts = urlsplit(source)

@@ -1,19 +1,34 @@
 """The RQ worker class Flowdesk runs: a forking worker whose work horses never share DB connections."""
+from __future__ import annotations
+
 import gc
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from rq import Worker
 
+import jobs
 from app.extensions import db
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
 
 class FlowdeskWorker(Worker):
-    """rq.Worker that warms its caches once and drops the inherited connection pool in each work horse."""
+    """rq.Worker for `app`: warms its caches once and drops the inherited connection pool in each work horse.
 
-    flask_app = None
+    The jobs of this process (and of every work horse it forks) use `app` too. RQ builds instances without an
+    app to read the worker registry; those only report.
+    """
+
+    def __init__(self, queues, *args, app: Flask | None = None, **kwargs):
+        super().__init__(queues, *args, **kwargs)
+        self.flask_app = app
+        if app is not None:
+            jobs.bind_app(app)
 
     def warm_up(self) -> None:
         """Pay one-time costs in the parent so every forked work horse inherits them.
@@ -22,7 +37,7 @@ class FlowdeskWorker(Worker):
         statement and initialises Jinja's compiler on every single job: more than the run itself.
         """
         import jobs.runs  # noqa: F401  (the job module every run job imports)
-        from app.services.execution import warm_up
+        from app.services.execution.warmup import warm_up
 
         if self.flask_app is not None:
             with self.flask_app.app_context():
@@ -38,7 +53,8 @@ class FlowdeskWorker(Worker):
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
         """A work horse died from outside (killed, out of memory): end its run instead of leaving it running."""
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
-        from app.services.execution import RUN_JOBS, end_lost_run
+        from app.services.execution.lost import end_lost_run
+        from app.services.execution.queueing import RUN_JOBS
 
         if job.func_name not in RUN_JOBS or self.flask_app is None:
             return
@@ -47,7 +63,7 @@ class FlowdeskWorker(Worker):
         message = f"The worker process running this run was killed{how}; completed steps stay completed."
         with self.flask_app.app_context():
             try:
-                end_lost_run(db.session, job.args[0], "WORKER_LOST", message)
+                end_lost_run(db.session, job.args[0], "WORKER_LOST", message, noticed_by="worker")
                 db.session.commit()
             finally:
                 db.session.remove()

@@ -1,12 +1,18 @@
 """The scheduler process: rq-scheduler, plus the reconciler and the daily retention job, run only by the
 scheduler holding the lock."""
+from __future__ import annotations
+
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from rq_scheduler import Scheduler
 
 from app.extensions import db, queues
 from app.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +33,16 @@ class FlowdeskScheduler(Scheduler):
     long, says it was done: a restarted scheduler or the next one to take the lock does not fire again.
     """
 
-    flask_app = None
     reconcile_every: float | None = None  # None: a third of the app's STALE_RUN_SECONDS
     retention_every: float = 86400.0
     retention_key = "flowdesk:retention:last"
     # A prune is batched, so one that RQ stops part-way loses nothing: the next day's job goes on from there.
     retention_timeout = 6 * 3600
     _last_reconcile = 0.0
+
+    def __init__(self, *args, app: Flask | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.flask_app = app
 
     def _reconcile_due(self) -> bool:
         every = self.reconcile_every

@@ -1,5 +1,9 @@
-"""Conditional UPDATEs that move a run between statuses, so two workers never both win a move."""
+"""Conditional UPDATEs that move a run between statuses, so two workers never both win a move.
+
+Every move names the statuses it may leave in its WHERE clause; a late or duplicate signal changes nothing.
+"""
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -34,12 +38,37 @@ def move(
     return result.rowcount == 1
 
 
-def claim(session: Session, run_id: int, source: RunStatus, *columns, **values):
-    """Move run `run_id` from `source` to running and return `columns` of it, or None if another claim won."""
-    return session.execute(
+@dataclass(frozen=True)
+class RunSnapshot:
+    """The columns of a run the executor reads, returned by the claim itself."""
+
+    id: int
+    version_id: int
+    attempt: int
+    params: dict
+    cursor: str | None
+    trigger: str
+    trigger_detail: str
+    queue: str
+    progress_done: int
+    context: dict | None
+    record_key: str | None
+
+
+_SNAPSHOT_COLUMNS = (
+    Run.id, Run.version_id, Run.attempt, Run.params, Run.cursor, Run.trigger, Run.trigger_detail, Run.queue,
+    Run.progress_done, Run.context, Run.record_key,
+)
+
+
+def claim_run(session: Session, run_id: int, source: RunStatus, **values) -> RunSnapshot | None:
+    """Move run `run_id` from `source` to running and return what the executor needs of it, or None if
+    another claim won (or the run left `source`)."""
+    row = session.execute(
         sa.update(Run)
         .where(Run.id == run_id, Run.status == source.value)
         .values(status=RunStatus.RUNNING.value, **values)
-        .returning(*columns)
+        .returning(*_SNAPSHOT_COLUMNS)
         .execution_options(synchronize_session=False)
     ).first()
+    return None if row is None else RunSnapshot(**row._asdict())

@@ -1,0 +1,158 @@
+"""How a walk over a run's steps ends: events the journal records, each saying what it writes.
+
+An event names the run's status afterwards, what the step in progress becomes, the run's columns
+that change with it and the job log lines that say so. The journal applies any event the same way
+(one flush, one conditional move from running, one commit), so a new ending (a retry's backoff, an
+approval, a rejection) is a new event class here, not another hand-written ending in the journal.
+"""
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+from app.engine.states import RunStatus, StepStatus
+from app.vocabulary import LogLevel
+
+
+@dataclass(frozen=True)
+class Line:
+    """A job log line an event writes; `of_step` lines belong to the step in progress."""
+
+    level: LogLevel
+    message: str
+    of_step: bool = True
+    technical: bool = False
+    meta: dict | None = None
+
+
+class Event:
+    """The end of a walk. `status` None means the run is no longer this worker's to move."""
+
+    status: ClassVar[RunStatus | None] = None
+    step_status: ClassVar[StepStatus | None] = None  # what the step in progress becomes, if one is
+
+    @property
+    def resume_at(self) -> datetime | None:
+        """When a parked run should be resumed by rq-scheduler (None: nothing to schedule)."""
+        return None
+
+    def step_values(self) -> dict:
+        """Columns of the step in progress that change with the event (besides its status and finish time)."""
+        return {}
+
+    def run_values(self, done: int) -> dict:
+        """Columns of the run that change with its status (besides progress and times), `done` steps done."""
+        return {}
+
+    def lines(self, done: int) -> list[Line]:
+        """The job log lines that say what happened."""
+        return []
+
+
+@dataclass(frozen=True)
+class Completed(Event):
+    """Every step on the run's path finished; `result` holds each step's output."""
+
+    result: dict
+    status: ClassVar[RunStatus] = RunStatus.COMPLETED
+
+    def run_values(self, done: int) -> dict:
+        # Branches not taken do not count: a completed run reads "3 of 3 steps".
+        return {"progress_total": done, "cursor": None, "result": self.result}
+
+    def lines(self, done: int) -> list[Line]:
+        return [Line(LogLevel.INFO, f"Run completed: {done} step(s) done", of_step=False)]
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    """A step failed: the run fails there, and a retry resumes at it (the cursor)."""
+
+    step_key: str
+    step_name: str
+    code: str
+    message: str
+    suggested_fix: str | None = None
+    traceback: str | None = None
+    detail: str | None = None  # what went wrong underneath, for support
+    output: dict | None = None  # what the step got before it failed
+    status: ClassVar[RunStatus] = RunStatus.FAILED
+    step_status: ClassVar[StepStatus] = StepStatus.FAILED
+
+    def step_values(self) -> dict:
+        values = {"error_code": self.code, "error_message": self.message, "suggested_fix": self.suggested_fix,
+                  "traceback": self.traceback}
+        if self.output is not None:
+            values["output"] = self.output
+        return values
+
+    def run_values(self, done: int) -> dict:
+        return {"error_code": self.code, "error_message": f"Step '{self.step_name}' failed: {self.message}",
+                "cursor": self.step_key}
+
+    def lines(self, done: int) -> list[Line]:
+        meta = {"error_code": self.code}
+        lines = [Line(LogLevel.ERROR, f"Step '{self.step_name}' failed [{self.code}]: {self.message}", meta=meta)]
+        lines += [Line(LogLevel.ERROR, text, technical=True, meta=meta) for text in (self.detail, self.traceback)
+                  if text]
+        return lines
+
+
+@dataclass(frozen=True)
+class Parked(Event):
+    """A wait step: the run waits, holding no worker, until rq-scheduler resumes it at `until`."""
+
+    step_key: str
+    step_name: str
+    until: datetime
+    status: ClassVar[RunStatus] = RunStatus.WAITING
+    step_status: ClassVar[StepStatus] = StepStatus.WAITING
+
+    @property
+    def resume_at(self) -> datetime:
+        return self.until
+
+    def step_values(self) -> dict:
+        return {"resume_at": self.until}
+
+    def run_values(self, done: int) -> dict:
+        return {"cursor": self.step_key}
+
+    def lines(self, done: int) -> list[Line]:
+        return [Line(LogLevel.INFO, f"Waiting in '{self.step_name}' until {iso(self.until)} UTC")]
+
+
+@dataclass(frozen=True)
+class Cancelled(Event):
+    """Someone asked the run to stop; the worker stops between steps."""
+
+    status: ClassVar[RunStatus] = RunStatus.CANCELLED
+    step_status: ClassVar[StepStatus] = StepStatus.CANCELLED
+
+    def lines(self, done: int) -> list[Line]:
+        return [Line(LogLevel.WARNING, "Run cancelled on request; completed steps stay completed", of_step=False)]
+
+
+@dataclass(frozen=True)
+class Errored(Event):
+    """The engine cannot run the run at all (an invalid definition)."""
+
+    code: str
+    message: str
+    line: str
+    status: ClassVar[RunStatus] = RunStatus.ERROR
+
+    def run_values(self, done: int) -> dict:
+        return {"error_code": self.code, "error_message": self.message}
+
+    def lines(self, done: int) -> list[Line]:
+        return [Line(LogLevel.ERROR, self.line, of_step=False)]
+
+
+@dataclass(frozen=True)
+class TakenOver(Event):
+    """The run left running under this worker (the reconciler ended it): write what is buffered, move nothing."""
+
+
+def iso(value: datetime | None) -> str | None:
+    """A naive UTC time as the job log shows it, to the second."""
+    return value.isoformat(timespec="seconds") if value else None

@@ -1,0 +1,33 @@
+"""The audit log: one row per thing a person (or a process acting for nobody) did, with the fields it changed."""
+from enum import Enum
+
+from sqlalchemy.orm import Session
+
+from app.models import AuditEvent, User
+from app.timeutil import utcnow
+
+
+class AuditEntity(str, Enum):
+    RUN = "run"
+
+
+class AuditAction(str, Enum):
+    CANCEL_RUN = "cancel_run"  # a pending or parked run was cancelled at once
+    REQUEST_CANCEL = "request_cancel"  # a running run was asked to stop after its current step
+    END_LOST_RUN = "end_lost_run"  # a run whose job died (killed, timed out, host lost) was ended as an error
+
+
+Actor = User | str  # a person, or the name of the process that acted (reconciler, worker)
+
+
+def record(session: Session, actor: Actor, entity: AuditEntity, entity_id: int, action: AuditAction,
+           changes: dict) -> AuditEvent:
+    """Add an audit row: `actor` did `action` to the entity, changing `changes` ({field: [before, after]})."""
+    person = actor if isinstance(actor, User) else None
+    event = AuditEvent(
+        actor_id=person.id if person else None, actor=person.email if person else actor,
+        entity_type=AuditEntity(entity).value, entity_id=entity_id, action=AuditAction(action).value,
+        changes=changes, created_at=utcnow(),
+    )
+    session.add(event)
+    return event

@@ -1,0 +1,111 @@
+"""The executor: claims a run, lets the walker walk its steps and the journal record them, until it parks or ends."""
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import current_app
+from rq.timeouts import JobTimeoutException
+from sqlalchemy.orm import Session
+
+from app.engine.definition import END, DefinitionError, parse_definition
+from app.engine.events import Errored, Event, Failed, Parked
+from app.engine.states import RunStatus
+from app.engine.walker import WalkSettings, Walker, initial_context
+from app.models.workflow import WorkflowVersion
+from app.services.execution.claims import claim_run
+from app.services.execution.journal import SKIPPED, Journal, Outcome, heartbeat
+from app.services.execution.queueing import schedule_resume
+from app.timeutil import utcnow
+from app.vocabulary import LogLevel
+
+
+@dataclass(frozen=True)
+class ExecutorSettings(WalkSettings):
+    """The walk's settings, and how often the journal commits between steps."""
+
+    checkpoint_seconds: float = 0.25
+
+
+def executor_settings() -> ExecutorSettings:
+    """The executor's settings from the app's config (the job runner's time limit interrupts a step)."""
+    cfg = current_app.config
+    return ExecutorSettings(
+        variables=dict(cfg["FLOWDESK_VARS"]),
+        checkpoint_seconds=cfg["CHECKPOINT_SECONDS"],
+        http_timeout=cfg["HTTP_STEP_TIMEOUT"],
+        outbound=current_app.extensions["flowdesk_outbound"],
+        interrupts=(JobTimeoutException,),
+    )
+
+
+def execute_run(session: Session, run_id: int, settings: ExecutorSettings, resume: bool = False) -> Outcome:
+    """Claim a pending run (or, with `resume`, a waiting one) and walk its steps until it parks or finishes."""
+    now = utcnow()
+    source = RunStatus.WAITING if resume else RunStatus.PENDING
+    values = {"heartbeat_at": now} if resume else {"heartbeat_at": now, "started_at": now}
+    run = claim_run(session, run_id, source, **values)
+    session.commit()
+    if run is None:
+        return SKIPPED
+    document = session.scalar(sa.select(WorkflowVersion.definition).where(WorkflowVersion.id == run.version_id))
+    try:
+        definition = parse_definition(document)
+    except DefinitionError as exc:
+        journal = Journal(session, run, settings.checkpoint_seconds)
+        return journal.settle(Errored("INVALID_DEFINITION", str(exc), f"The workflow definition is invalid: {exc}"))
+    journal = Journal(session, run, settings.checkpoint_seconds, total=len(definition.steps))
+    context = initial_context(definition, settings, run_id=run.id, trigger=run.trigger, attempt=run.attempt,
+                              params=run.params, record=run.context)
+    walker = Walker(definition, context, settings)
+    return journal.settle(_walk(journal, walker, _start(journal, walker, resume)))
+
+
+def _start(journal: Journal, walker: Walker, resume: bool) -> str:
+    """The step the walk starts at: after the wait it resumes from, at the run's cursor, or the first."""
+    run = journal.run
+    if resume or run.cursor:
+        journal.load_completed(walker)
+    if resume:
+        waited = journal.finish_wait(walker)
+        return walker.after(waited) if waited is not None else run.cursor or walker.first
+    if run.cursor:
+        return run.cursor
+    who = run.trigger_detail or run.trigger
+    journal.log(LogLevel.INFO,
+                f"Run #{run.id} of {walker.definition.name} started (attempt {run.attempt}, {who})")
+    return walker.first
+
+
+def _walk(journal: Journal, walker: Walker, key: str) -> Event:
+    """Run steps from `key` until the end or an event: a failure, a park, a cancel request, a lost run."""
+    while key != END:
+        if journal.due() and (stop := journal.checkpoint()):
+            return stop
+        sr = journal.begin_step(walker.spec(key))
+        step = walker.prepare(key)
+        if isinstance(step, Failed):
+            return step
+        sr.input = step.input
+        if step.may_block:
+            # Only a step that can take a while gets a "started" line, committed before it runs.
+            journal.log(LogLevel.DEBUG, f"Step '{step.spec.name}' started", sr)
+            if stop := journal.checkpoint():
+                return stop
+        result = walker.execute(step, utcnow())
+        if isinstance(result, Failed):
+            return result
+        journal.step_ran(result)
+        then = walker.advance(step.spec, result)
+        if isinstance(then, Parked):
+            return then
+        journal.complete_step(then)
+        key = then.key
+    return walker.completed()
+
+
+def process_run(session: Session, run_id: int, resume: bool = False) -> Outcome:
+    """Execute (or resume) a run while heartbeating it; a run that parks on a wait step is handed to rq-scheduler."""
+    with heartbeat(session.get_bind().engine, run_id, current_app.config["HEARTBEAT_SECONDS"]):
+        outcome = execute_run(session, run_id, executor_settings(), resume=resume)
+    if outcome.park_until is not None:
+        schedule_resume(run_id, outcome.queue, outcome.step_run_id, outcome.park_until)
+    return outcome

@@ -1,0 +1,237 @@
+"""The journal: what a worker writes about a run, buffered and committed once per checkpoint.
+
+Step runs and log lines are buffered in the session and written at checkpoints: before a step that
+may block, when `checkpoint_seconds` have passed since the last commit, and when the walk ends. A
+checkpoint also heartbeats the run and reads its cancel request in the same statement. The walk ends
+with an event (app.engine.events), which the journal settles the same way whatever it is: the step in
+progress takes the event's step status, the event's lines are logged, and the run moves from running
+to the event's status in one conditional UPDATE, committed with everything buffered.
+"""
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.engine.definition import StepSpec
+from app.engine.events import Cancelled, Event, TakenOver, iso
+from app.engine.states import FINISHED, STEP_FINISHED, RunStatus, StepStatus
+from app.engine.steps import StepResult
+from app.engine.walker import Next, Walker
+from app.models.log import LogEntry
+from app.models.run import Run, StepRun
+from app.services.execution.claims import RunSnapshot
+from app.services.lifecycle import change_status
+from app.timeutil import utcnow
+from app.vocabulary import LogLevel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What a job did with a run: `status` is the run's status afterwards, "skipped" if it was not claimed,
+    or "lost" if it left this worker's hands (ended by the reconciler) during the walk."""
+
+    status: str
+    park_until: datetime | None = None
+    step_run_id: int | None = None
+    queue: str | None = None
+
+
+SKIPPED = Outcome(status="skipped")
+
+
+class Journal:
+    """Buffers one claimed run's step runs and log lines and commits them at checkpoints."""
+
+    def __init__(self, session: Session, run: RunSnapshot, checkpoint_seconds: float, total: int | None = None):
+        self.session = session
+        self.run = run
+        self.checkpoint_seconds = checkpoint_seconds
+        self.total = total  # steps in the definition; None when it could not be read
+        self.done = run.progress_done
+        self.current: StepRun | None = None  # the step in progress
+        self._lines: list[tuple[StepRun | None, dict]] = []
+        self._last_commit = time.monotonic()
+
+    def log(
+        self, level: LogLevel | str, message: str, step_run: StepRun | None = None, meta=None, technical=False,
+        record_key: str | None = None,
+    ) -> None:
+        """Buffer a log line; it carries the run's record key unless the step names another."""
+        level = LogLevel(level)
+        self._lines.append((step_run, {
+            "run_id": self.run.id,
+            "created_at": utcnow(),
+            "level": level.value,
+            "level_rank": level.rank,
+            "message": message,
+            "meta": meta,
+            "technical": technical,
+            "record_key": record_key or self.run.record_key,
+        }))
+
+    def flush(self) -> None:
+        """Write buffered step runs (one batched INSERT by the unit of work) and log lines (one INSERT)."""
+        self.session.flush()
+        if self._lines:
+            rows = [{**row, "step_run_id": sr.id if sr is not None else None} for sr, row in self._lines]
+            self.session.execute(sa.insert(LogEntry), rows)
+            self._lines = []
+
+    def due(self) -> bool:
+        """Whether `checkpoint_seconds` have passed since the last commit."""
+        return time.monotonic() - self._last_commit >= self.checkpoint_seconds
+
+    def checkpoint(self) -> Event | None:
+        """Commit what is buffered and heartbeat the run; an event if the walk must stop (a cancel
+        request, or the run is no longer running), else None."""
+        self.flush()
+        row = self.session.execute(
+            sa.update(Run)
+            .where(Run.id == self.run.id, Run.status == RunStatus.RUNNING.value)
+            .values(heartbeat_at=utcnow(), **self._progress())
+            .returning(Run.cancel_requested_at)
+            .execution_options(synchronize_session=False)
+        ).first()
+        self._commit()
+        if row is None:
+            return TakenOver()
+        return Cancelled() if row.cancel_requested_at is not None else None
+
+    def begin_step(self, spec: StepSpec) -> StepRun:
+        """Add the step run of a step about to run (written with the next flush)."""
+        now = utcnow()
+        self.current = StepRun(
+            run_id=self.run.id, attempt=self.run.attempt, step_key=spec.key, step_type=spec.type,
+            step_name=spec.name, status=StepStatus.RUNNING.value, scheduled_at=now, started_at=now,
+            input=spec.settings,
+        )
+        self.session.add(self.current)
+        return self.current
+
+    def step_ran(self, result: StepResult) -> None:
+        """Log what the step in progress said, and keep its output."""
+        sr = self.current
+        for level, message, meta in result.logs:
+            self.log(level, message, sr, meta, record_key=result.record_key)
+        for level, message, meta in result.technical_logs:
+            self.log(level, message, sr, meta, technical=True, record_key=result.record_key)
+        sr.output = result.output
+
+    def complete_step(self, then: Next) -> None:
+        """The step in progress completed; `then` is where the walk goes, and why."""
+        sr = self.current
+        sr.status = StepStatus.COMPLETED.value
+        sr.finished_at = utcnow()
+        self.done += 1
+        if then.branch:
+            sr.branch = then.branch
+            self.log(LogLevel.INFO, then.note, sr)
+        else:
+            ms = round((sr.finished_at - sr.started_at).total_seconds() * 1000)
+            self.log(LogLevel.INFO, f"Step '{sr.step_name}' completed in {ms} ms", sr)
+        self.current = None
+
+    def load_completed(self, walker: Walker) -> None:
+        """Give the walker the output of every step this run already completed (they are never run again)."""
+        rows = self.session.scalars(
+            sa.select(StepRun)
+            .where(StepRun.run_id == self.run.id, StepRun.status == StepStatus.COMPLETED.value)
+            .order_by(StepRun.id)
+        )
+        for sr in rows:
+            walker.remember(sr.step_key, sr.output, sr.status)
+
+    def finish_wait(self, walker: Walker) -> str | None:
+        """Complete the step the run waited in, as it resumes; returns its key, or None if none waited."""
+        sr = self.session.scalars(
+            sa.select(StepRun)
+            .where(StepRun.run_id == self.run.id, StepRun.status == StepStatus.WAITING.value)
+            .order_by(StepRun.id.desc())
+            .limit(1)
+        ).first()
+        if sr is None:
+            return None
+        now = utcnow()
+        sr.status = StepStatus.COMPLETED.value
+        sr.resumed_at = now
+        sr.finished_at = now
+        late = (now - sr.resume_at).total_seconds() if sr.resume_at else 0.0
+        sr.output = {**(sr.output or {}), "resume_at": iso(sr.resume_at), "resumed_at": iso(now)}
+        walker.remember(sr.step_key, sr.output, sr.status)
+        self.done += 1
+        self.log(LogLevel.INFO, f"Resumed after '{sr.step_name}' (scheduled {iso(sr.resume_at)}, {late:.1f} s late)",
+                 sr)
+        return sr.step_key
+
+    def settle(self, event: Event) -> Outcome:
+        """Record how the walk ended and commit: the step in progress, the event's lines, the run's move."""
+        now = utcnow()
+        sr = self.current
+        if sr is not None and event.step_status is not None:
+            sr.status = event.step_status.value
+            for name, value in event.step_values().items():
+                setattr(sr, name, value)
+            if event.step_status in STEP_FINISHED:
+                sr.finished_at = now
+        for line in event.lines(self.done):
+            self.log(line.level, line.message, sr if line.of_step else None, line.meta, technical=line.technical)
+        self.flush()
+        if event.status is None:
+            self._commit()
+            return Outcome(status="lost")
+        values = {**self._progress(), **event.run_values(self.done)}
+        values["finished_at" if event.status in FINISHED else "heartbeat_at"] = now
+        change = change_status(self.session, self.run.id, event.status, only_from=[RunStatus.RUNNING], **values)
+        self._commit()
+        if not change.changed:
+            return Outcome(status="lost")
+        return Outcome(status=event.status.value, park_until=event.resume_at,
+                       step_run_id=sr.id if sr is not None else None, queue=self.run.queue)
+
+    def _progress(self) -> dict:
+        if self.total is None:
+            return {"progress_done": self.done}
+        return {"progress_done": self.done, "progress_total": self.total}
+
+    def _commit(self) -> None:
+        self.session.commit()
+        self._last_commit = time.monotonic()
+
+
+@contextmanager
+def heartbeat(engine: sa.Engine, run_id: int, every: float) -> Iterator[None]:
+    """Heartbeat a running run every `every` seconds while the block runs, so a long step never looks lost.
+
+    The beats come from a side thread on connections of its own (never the journal's Session); the
+    thread is stopped and joined when the block ends, however it ends.
+    """
+    stop = threading.Event()
+    beat = (
+        sa.update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.RUNNING.value)
+        .execution_options(synchronize_session=False)
+    )
+
+    def beat_until_stopped() -> None:
+        while not stop.wait(every):
+            try:
+                with engine.begin() as connection:
+                    connection.execute(beat.values(heartbeat_at=utcnow()))
+            except Exception:  # a missed beat is not fatal: the next one tries again
+                log.warning("heartbeat of run %s failed", run_id, exc_info=True)
+
+    thread = threading.Thread(target=beat_until_stopped, name=f"heartbeat-run-{run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -1,0 +1,35 @@
+"""The RQ jobs that run runs: their names, their ids, and putting them on a queue or with rq-scheduler."""
+from datetime import datetime
+
+from flask import current_app
+
+from app.extensions import queues
+
+EXECUTE_JOB = "jobs.runs.execute_run"
+RESUME_JOB = "jobs.runs.resume_run"
+RUN_JOBS = (EXECUTE_JOB, RESUME_JOB)
+RUN_JOB_FAILED = "jobs.runs.run_job_failed"
+
+
+def _run_job_options() -> dict:
+    """How run jobs are enqueued: RQ's time limit, and the callback that ends the run if the job dies."""
+    return {"timeout": current_app.config["RUN_JOB_TIMEOUT"], "on_failure": RUN_JOB_FAILED}
+
+
+def execute_job_id(run_id: int, attempt: int) -> str:
+    return f"run-{run_id}-a{attempt}"
+
+
+def resume_job_id(run_id: int, step_run_id: int) -> str:
+    return f"run-{run_id}-resume-{step_run_id}"
+
+
+def enqueue_execute(run_id: int, queue: str, attempt: int) -> None:
+    """Put the job that executes attempt `attempt` of a run on the run's queue."""
+    queues.enqueue(queue, EXECUTE_JOB, run_id, job_id=execute_job_id(run_id, attempt), **_run_job_options())
+
+
+def schedule_resume(run_id: int, queue: str, step_run_id: int, when: datetime) -> None:
+    """Have rq-scheduler put the job that resumes a parked run on the run's queue at `when`."""
+    queues.enqueue_at(when, queue, RESUME_JOB, run_id, job_id=resume_job_id(run_id, step_run_id),
+                      **_run_job_options())
