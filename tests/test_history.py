@@ -243,6 +243,30 @@ def test_the_runs_csv_holds_exactly_the_filtered_runs_and_streams(client, login_
     assert len(list(csv.reader(io.StringIO(history.get_data(as_text=True))))) == 3
 
 
+def test_the_runs_csv_quotes_cells_per_rfc_4180_with_crlf_between_records(client, login_as, app, two_workflows):
+    """The database writes these cells (COPY on PostgreSQL): quotes, commas and line breaks inside a cell stay in
+    it, records end in CRLF, an empty value is an empty field, and a message starting a formula is neutralised."""
+    import csv
+    import io
+
+    login_as("operator")
+    message = 'The ledger said: "no",\nthen, on a second line, nothing'
+    [messy] = insert_runs(app, "alpha", status="failed", record_key='INV "7", north')
+    with app.app_context():
+        run = db.session.get(Run, messy)
+        run.error_message, run.error_code = message, "-HTTP_5XX"
+        db.session.commit()
+    [plain] = insert_runs(app, "alpha", status="cancelled")
+    raw = client.get("/runs.csv?workflow=alpha").get_data()
+    assert raw.count(b"\r\n") == 3 and raw.endswith(b"\r\n")  # header and two records; the inner \n stays bare
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8"), newline="")))
+    header, by_id = rows[0], {int(r[0]): dict(zip(rows[0], r)) for r in rows[1:]}
+    assert header[-3:] == ["error code", "error message", "replay of"]
+    assert by_id[messy]["context key"] == 'INV "7", north' and by_id[messy]["error message"] == message
+    assert by_id[messy]["error code"] == "'-HTTP_5XX"
+    assert by_id[plain]["context key"] == "" and by_id[plain]["error message"] == "" and by_id[plain]["replay of"] == ""
+
+
 def test_viewers_cannot_export_runs_and_see_no_export_button(client, login_as, app, two_workflows):
     login_as("viewer")
     assert client.get("/runs.csv").status_code == 403

@@ -61,8 +61,8 @@ RUN_CSV_HEADER = ["run", "workflow", "version", "status", "trigger", "context ke
 
 
 def _export(f: RunFilter, what: str):
-    rows = runs_queries.export_rows(db.session, f, visible_workflow_ids(db.session, current_user))
-    return csv_response(f"flowdesk-{what}-{utcnow():%Y-%m-%d}.csv", RUN_CSV_HEADER, rows, ready=True)
+    lines = runs_queries.export_csv(db.session, f, visible_workflow_ids(db.session, current_user))
+    return csv_response(f"flowdesk-{what}-{utcnow():%Y-%m-%d}.csv", RUN_CSV_HEADER, lines=lines)
 
 
 def _history(f: RunFilter, workflow: Workflow | None):

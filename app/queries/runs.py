@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.engine.states import ACTIVE, FINISHED
 from app.models import LogEntry, Run, Workflow, WorkflowVersion
 from app.models.run import StepRun
-from app.queries.csv import formula_safe, iso_utc, seconds_between
+from app.queries.csv import formula_safe, iso_utc, query_csv, seconds_between
 from app.queries.filters import RunFilter
 
 COUNT_CAP = 10_000
@@ -119,10 +119,9 @@ def export_query(f: RunFilter, workflow_ids: list[int]) -> sa.Select:
     )
 
 
-def export_rows(session: Session, f: RunFilter, workflow_ids: list[int]) -> Iterator[sa.Row]:
-    """The rows of `export_query`, read lazily while the answer is sent, from a server-side cursor (PostgreSQL) a
-    thousand rows at a time."""
-    yield from session.execute(export_query(f, workflow_ids).execution_options(stream_results=True, yield_per=1000))
+def export_csv(session: Session, f: RunFilter, workflow_ids: list[int]) -> Iterator[bytes]:
+    """The rows of `export_query` as CSV lines, read lazily while the answer is sent (see `query_csv`)."""
+    return query_csv(session, export_query(f, workflow_ids))
 
 
 def panel_marker(session: Session, run: Run, *extra) -> str:
