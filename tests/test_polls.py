@@ -148,14 +148,34 @@ def test_a_pending_flash_message_is_not_held_back_by_an_unchanged_poll(app, clie
     assert _panel(client, url).status_code == 204
 
 
-def test_an_unchanged_run_panel_poll_costs_three_sql_statements(app, client, login_as, polls):
+def test_an_unchanged_run_panel_poll_costs_two_sql_statements(app, client, login_as, polls):
     login_as("operator")
     run_id = make_run(app, polls, "running", steps=2)
     url = _poll_url(_panel(client, f"/runs/{run_id}").get_data(as_text=True), run_id)
     with statements(app) as sent:
         assert _panel(client, url).status_code == 204
-    # The signed-in user, the run with its workflow (for who may see it), one aggregate over its steps.
+    # The signed-in user; then the run's marked columns, its workflow's visibility and the aggregate over its steps
+    # in one statement (no run loaded).
+    assert len(sent) == 2, sent
+
+
+def test_a_tail_poll_with_nothing_new_costs_three_sql_statements(app, client, login_as, polls):
+    login_as("operator")
+    run_id = make_run(app, polls, "running", steps=1)
+    last = _add_lines(app, run_id, 3)[-1]
+    with statements(app) as sent:
+        assert client.get(f"/runs/{run_id}/log?after={last}", headers=HX).status_code == 204
+    # The signed-in user, the run's status with its workflow's visibility, the newer lines (none).
     assert len(sent) == 3, sent
+
+
+def test_polls_of_a_run_the_user_may_not_see_are_404(app, client, login_as, load_workflow, polls):
+    load_workflow(steps_workflow("secret", [{"key": "a", "type": "noop"}], allowed_roles=["admin"]))
+    run_id = make_run(app, "secret", "running", steps=1)
+    login_as("operator")
+    assert _panel(client, f"/runs/{run_id}?seen=0").status_code == 404
+    assert client.get(f"/runs/{run_id}/log?after=1", headers=HX).status_code == 404
+    assert client.get(f"/runs/{run_id + 1000}/log?after=1", headers=HX).status_code == 404
 
 
 def test_a_live_tail_with_nothing_new_answers_an_empty_204_without_rendering(app, client, login_as, polls):

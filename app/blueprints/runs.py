@@ -6,7 +6,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from app.engine.states import RunStatus
+from app.engine.states import ACTIVE, RunStatus
 from app.extensions import db, htmx, queues
 from app.models import Run, Workflow
 from app.queries import runs as runs_queries
@@ -14,7 +14,8 @@ from app.queries.csv import csv_response
 from app.queries.filters import RANGES, RunFilter
 from app.queries.logs import RUN_LOG_COLUMNS, LogFilter, run_log_after, run_log_newest, run_log_rows
 from app.security import (
-    Capability, can, get_run_or_404, get_workflow_or_404, requires, visible_workflow_ids, visible_workflows,
+    Capability, can, get_run_or_404, get_workflow_or_404, requires, run_glance_or_404, visible_workflow_ids,
+    visible_workflows,
 )
 from app.services.runs import CancelOutcome, cancel_run
 from app.timeutil import utcnow
@@ -120,24 +121,27 @@ def _workers_for(queue_name: str) -> int:
 @requires(Capability.VIEW_RUNS)
 def detail(run_id: int):
     """Show a run: overview, progress and steps, refreshed while it is active, and its job log."""
-    run = get_run_or_404(db.session, run_id, current_user)
     if htmx and htmx.target == "run-panel" and not htmx.history_restore_request:
-        workers, marker = _panel_state(run)
-        # A poll whose panel has not changed gets an empty 204, which htmx leaves unswapped, before any step is
-        # loaded or anything rendered; a pending flash message still renders.
+        workers, marker = _panel_state(run_id)
+        # A poll whose panel has not changed gets an empty 204, which htmx leaves unswapped, after one statement
+        # and before the run is loaded or anything rendered; a pending flash message still renders.
         if request.args.get("seen") == marker and not session.get("_flashes"):
             return Response(status=204)
+        run = get_run_or_404(db.session, run_id, current_user)
         return render_template("runs/_run.html", **_panel_context(run, workers, marker))
-    context = _panel_context(run, *_panel_state(run))
+    run = get_run_or_404(db.session, run_id, current_user)
+    context = _panel_context(run, *_panel_state(run_id))
     context.update(_log_context(run, LogFilter.from_args(request.args)))
     return render_template("runs/detail.html", **context)
 
 
-def _panel_state(run: Run) -> tuple[int | None, str]:
-    """The workers serving a pending run's queue, and the marker that changes when the panel would."""
-    workers = _workers_for(run.queue) if run.status == RunStatus.PENDING.value else None
-    marker = runs_queries.panel_marker(db.session, run, current_user.id, current_user.role, bool(workers))
-    return workers, marker
+def _panel_state(run_id: int) -> tuple[int | None, str]:
+    """The workers serving a pending run's queue, and the marker that changes when the panel would (404 for a run
+    the user may not see)."""
+    steps = runs_queries.panel_steps(run_id)
+    row = run_glance_or_404(db.session, run_id, current_user, *runs_queries.panel_columns(steps), join=steps)
+    workers = _workers_for(row.queue) if row.status == RunStatus.PENDING.value else None
+    return workers, runs_queries.panel_marker(row, current_user.id, current_user.role, bool(workers))
 
 
 def _panel_context(run: Run, workers: int | None, marker: str) -> dict:
@@ -175,18 +179,21 @@ def _rows_context(run: Run, log_filter: LogFilter, lines: list, *, live: bool, o
 def log(run_id: int):
     """The job log: the whole panel (for a new level or search), with ?after=ID only the newer lines (204 when
     there are none yet), with ?before=ID the page of lines before that one."""
-    run = get_run_or_404(db.session, run_id, current_user)
     after = id_arg("after")
     before = id_arg("before")
     log_filter = LogFilter.from_args(request.args)
     technical = can(current_user, Capability.VIEW_TECHNICAL_LOGS)
     if after is not None:
-        live = run.is_active
-        lines, more = run_log_after(db.session, run.id, log_filter, technical, after, LOG_PAGE)
+        # The tail: the run's status (read before its lines: a run's last lines commit with its final status) and
+        # the newer lines; with none yet, an empty 204 and no run loaded.
+        live = RunStatus(run_glance_or_404(db.session, run_id, current_user, Run.status).status) in ACTIVE
+        lines, more = run_log_after(db.session, run_id, log_filter, technical, after, LOG_PAGE)
         if not lines and live:
             return Response(status=204)
+        run = get_run_or_404(db.session, run_id, current_user)
         context = _rows_context(run, log_filter, lines, live=live, older=False, more=more, last_id=after)
         return render_template("runs/_log_rows.html", **context)
+    run = get_run_or_404(db.session, run_id, current_user)
     if before is not None:
         lines, older = run_log_newest(db.session, run.id, log_filter, technical, before, LOG_PAGE)
         context = _rows_context(run, log_filter, lines, live=False, older=older, more=False, last_id=0, tail=False)
@@ -227,5 +234,5 @@ def cancel(run_id: int):
     db.session.expire_all()
     if htmx:
         run = db.session.get(Run, run_id)
-        return render_template("runs/_run.html", **_panel_context(run, *_panel_state(run)))
+        return render_template("runs/_run.html", **_panel_context(run, *_panel_state(run.id)))
     return redirect(url_for("runs.detail", run_id=run_id))

@@ -124,14 +124,33 @@ def export_csv(session: Session, f: RunFilter, workflow_ids: list[int]) -> Itera
     return query_csv(session, export_query(f, workflow_ids))
 
 
-def panel_marker(session: Session, run: Run, *extra) -> str:
-    """A short token that changes whenever the run panel would show something new (status, progress, a cancel
-    request, a step scheduled, started, parked or finished), read with one aggregate over the run's step runs."""
-    steps = session.execute(
-        sa.select(sa.func.count(), sa.func.max(StepRun.id), sa.func.count(StepRun.started_at),
-                  sa.func.count(StepRun.finished_at), sa.func.count(StepRun.resume_at))
-        .where(StepRun.run_id == run.id)
-    ).one()
-    parts = (run.status, run.attempt, run.progress_done, run.progress_total, run.cancel_requested_at,
-             run.started_at, run.finished_at, run.error_code, *steps, *extra)
+# What the run panel shows that can change while it is open (status, progress, a cancel request, a step scheduled,
+# started, parked or finished): the panel's marker is made of these, read in one statement by `panel_glance`.
+_MARKED_RUN_COLUMNS = (Run.status, Run.attempt, Run.progress_done, Run.progress_total, Run.cancel_requested_at,
+                       Run.started_at, Run.finished_at, Run.error_code)
+
+
+def panel_steps(run_id: int):
+    """One row of aggregates over a run's step runs, for `panel_marker`."""
+    return (
+        sa.select(sa.func.count().label("steps"), sa.func.max(StepRun.id).label("last_step"),
+                  sa.func.count(StepRun.started_at).label("steps_started"),
+                  sa.func.count(StepRun.finished_at).label("steps_finished"),
+                  sa.func.count(StepRun.resume_at).label("steps_parked"))
+        .where(StepRun.run_id == run_id)
+        .subquery()
+    )
+
+
+def panel_columns(steps) -> tuple:
+    """The columns `panel_marker` reads (with `steps` from `panel_steps`), and the run's queue."""
+    return (*_MARKED_RUN_COLUMNS, Run.queue, *steps.c)
+
+
+def panel_marker(row, *extra) -> str:
+    """A short token that changes whenever the run panel would show something new, from a row of `panel_columns`
+    and `extra` (what else the panel depends on: the viewer, whether workers listen)."""
+    marked = [c.key for c in _MARKED_RUN_COLUMNS] + ["steps", "last_step", "steps_started", "steps_finished",
+                                                     "steps_parked"]
+    parts = (*(row._mapping[name] for name in marked), *extra)
     return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()

@@ -29,6 +29,21 @@ def get_workflow_or_404(session: Session, key: str, user: User) -> Workflow:
     return workflow
 
 
+def run_glance_or_404(session: Session, run_id: int, user: User, *columns, join=None) -> sa.Row:
+    """`columns` of a run, with what its workflow's visibility needs, in one statement and without ORM objects (for
+    polls, which mostly answer 204 and never need the whole run), answering 404 like get_run_or_404. `join` adds
+    a one-row subquery the columns come from."""
+    query = (sa.select(Workflow.state, Workflow.published_version_id, Workflow.enabled, Workflow.allowed_roles,
+                       *columns)
+             .join(Run, Run.workflow_id == Workflow.id).where(Run.id == run_id))
+    if join is not None:
+        query = query.join(join, sa.true())
+    row = session.execute(query).first()
+    if row is None or not workflow_visible(row, user):
+        abort(404)
+    return row
+
+
 def get_run_or_404(session: Session, run_id: int, user: User) -> Run:
     """Load a run, answering 404 when it does not exist or its workflow is hidden from `user`."""
     run = session.get(Run, run_id, options=[joinedload(Run.workflow)])

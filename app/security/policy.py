@@ -2,7 +2,7 @@
 from enum import Enum
 
 from app.models import User, Workflow
-from app.vocabulary import Role
+from app.vocabulary import Role, WorkflowState
 
 
 class Capability(str, Enum):
@@ -43,9 +43,11 @@ def can(user, capability: Capability) -> bool:
 
 
 def workflow_visible(workflow: Workflow, user: User) -> bool:
-    """Drafts and disabled workflows are for admins; others see enabled, published, role-allowed ones."""
+    """Drafts and disabled workflows are for admins; others see enabled, published, role-allowed ones. Reads only
+    `state`, `published_version_id`, `enabled` and `allowed_roles`, so a row of those columns serves as well."""
     if can(user, C.VIEW_DRAFTS):
         return True
-    if not workflow.is_published or not workflow.enabled:
+    published = workflow.state == WorkflowState.PUBLISHED and workflow.published_version_id is not None
+    if not published or not workflow.enabled:
         return False
     return not workflow.allowed_roles or user.role in workflow.allowed_roles
