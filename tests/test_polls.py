@@ -211,34 +211,34 @@ def test_the_tail_of_a_run_that_finished_says_end_of_log_and_stops(app, client, 
 def test_a_long_log_opens_on_its_newest_lines_and_loads_older_ones_upwards(app, client, login_as, polls, status):
     login_as("operator")
     run_id = make_run(app, polls, status, steps=1)
-    ids = _add_lines(app, run_id, 1200)
+    ids = _add_lines(app, run_id, 480)  # pages of 200
     page = client.get(f"/runs/{run_id}").get_data(as_text=True)
-    assert _ids(page) == ids[-500:]
-    assert "line 01200" in page and "line 00700" not in page
+    assert _ids(page) == ids[-200:]
+    assert "line 00480" in page and "line 00280" not in page
     if status == "running":
         assert f'hx-get="/runs/{run_id}/log?after={ids[-1]}" hx-trigger="every 1s"' in page
     else:
         assert "End of log." in page
     older = _older_url(page)
-    assert older == f"/runs/{run_id}/log?before={ids[-500]}"
+    assert older == f"/runs/{run_id}/log?before={ids[-200]}"
 
     second = client.get(older, headers=HX).get_data(as_text=True)
-    assert _ids(second) == ids[200:700] and 'id="log-tail"' not in second
+    assert _ids(second) == ids[80:280] and 'id="log-tail"' not in second
     third = client.get(_older_url(second), headers=HX).get_data(as_text=True)
-    assert _ids(third) == ids[:200] and _older_url(third) is None
+    assert _ids(third) == ids[:80] and _older_url(third) is None
 
 
 def test_the_search_and_level_filter_apply_to_older_lines_and_the_tail(app, client, login_as, polls):
     login_as("operator")
     run_id = make_run(app, polls, "running", steps=1)
-    ids = _add_lines(app, run_id, 1200, warning_every=2)
+    ids = _add_lines(app, run_id, 480, warning_every=2)
     warnings = ids[1::2]
     panel = client.get(f"/runs/{run_id}/log?level=warning", headers=HX).get_data(as_text=True)
-    assert _ids(panel) == warnings[-500:]
+    assert _ids(panel) == warnings[-200:]
     older = _older_url(panel)
-    assert older == f"/runs/{run_id}/log?before={warnings[-500]}&level=warning"
+    assert older == f"/runs/{run_id}/log?before={warnings[-200]}&level=warning"
     rest = client.get(older, headers=HX).get_data(as_text=True)
-    assert _ids(rest) == warnings[:100] and _older_url(rest) is None
+    assert _ids(rest) == warnings[:40] and _older_url(rest) is None
     assert f'hx-get="/runs/{run_id}/log?after={warnings[-1]}&amp;level=warning"' in panel
 
     searched = client.get(f"/runs/{run_id}/log?q=line+0000", headers=HX).get_data(as_text=True)
@@ -252,12 +252,12 @@ def test_the_search_and_level_filter_apply_to_older_lines_and_the_tail(app, clie
 def test_a_level_filter_merges_the_levels_it_shows_in_line_order_across_pages(app, client, login_as, polls):
     login_as("operator")
     run_id = make_run(app, polls, "running", steps=1)
-    ids = _add_lines(app, run_id, 1200, levels=("info", "warning", "error", "debug"))
+    ids = _add_lines(app, run_id, 480, levels=("info", "warning", "error", "debug"))
     shown = [i for n, i in enumerate(ids, start=1) if n % 4 in (1, 2)]  # warnings and errors, in line order
     panel = client.get(f"/runs/{run_id}/log?level=warning", headers=HX).get_data(as_text=True)
-    assert _ids(panel) == shown[-500:]
+    assert _ids(panel) == shown[-200:]
     rest = client.get(_older_url(panel), headers=HX).get_data(as_text=True)
-    assert _ids(rest) == shown[:100] and _older_url(rest) is None
+    assert _ids(rest) == shown[:40] and _older_url(rest) is None
     errors = client.get(f"/runs/{run_id}/log?level=error", headers=HX).get_data(as_text=True)
     assert _ids(errors) == [i for n, i in enumerate(ids, start=1) if n % 4 == 2]
     new = _add_lines(app, run_id, 8, levels=("info", "warning", "error", "debug"))

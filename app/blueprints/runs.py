@@ -23,7 +23,7 @@ from app.vocabulary import KINDS, LOG_LEVELS, TRIGGERS
 from app.web.inputs import id_arg
 
 bp = Blueprint("runs", __name__)
-LOG_PAGE = 500
+LOG_PAGE = 200  # log lines a page: the first view, each "Load older lines", each catch-up of the tail
 
 
 @bp.get("/runs")
