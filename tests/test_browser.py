@@ -586,7 +586,7 @@ def test_find_a_run_by_its_record_key_and_share_the_filtered_list(page, app, dem
 
 
 def test_a_long_live_log_opens_at_its_end_loads_older_lines_and_follows_new_ones(page, app, demo_workflows, make_user):
-    """The newest 500 lines first; Load older lines above them, twice; unchanged polls leave the page as it is;
+    """The newest 200 lines first; Load older lines above them, twice; unchanged polls leave the page as it is;
     a new line and the run's end still show up (no reload)."""
     import sqlalchemy as sa
     from playwright.sync_api import expect
@@ -596,23 +596,23 @@ def test_a_long_live_log_opens_at_its_end_loads_older_lines_and_follows_new_ones
     from app.timeutil import utcnow
     from tests.factories import make_run
 
-    run_id = make_run(app, "attendance-import", "running", steps=1, lines=1200)
+    run_id = make_run(app, "attendance-import", "running", steps=1, lines=480)
     sign_in(page, make_user("operator"))
     page.goto(f"/runs/{run_id}")
     rows = page.locator("#log-lines tr[data-id]")
-    expect(rows).to_have_count(500)
-    expect(rows.first).to_contain_text("info line 701")
-    expect(rows.last).to_contain_text("info line 1200")
+    expect(rows).to_have_count(200)
+    expect(rows.first).to_contain_text("info line 281")
+    expect(rows.last).to_contain_text("info line 480")
     mark_page(page)
     page.wait_for_timeout(2500)  # a few panel and tail polls that find nothing new
     expect(page.locator("#run-status")).to_have_text("Running")
-    expect(rows).to_have_count(500)
+    expect(rows).to_have_count(200)
 
     page.get_by_role("button", name="Load older lines").click()
-    expect(rows).to_have_count(1000)
-    expect(rows.first).to_contain_text("info line 201")
+    expect(rows).to_have_count(400)
+    expect(rows.first).to_contain_text("info line 81")
     page.get_by_role("button", name="Load older lines").click()
-    expect(rows).to_have_count(1200)
+    expect(rows).to_have_count(480)
     expect(rows.first).to_contain_text("info line 1")
     expect(page.get_by_role("button", name="Load older lines")).to_have_count(0)
     assert_accessible(page)
@@ -626,7 +626,7 @@ def test_a_long_live_log_opens_at_its_end_loads_older_lines_and_follows_new_ones
         db.session.commit()
     expect(page.locator("#run-status")).to_have_text("Completed")
     expect(page.locator("#log-tail")).to_have_text("End of log.")
-    expect(rows).to_have_count(1201)
+    expect(rows).to_have_count(481)
     assert_not_reloaded(page)
 
 
