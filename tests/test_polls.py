@@ -9,11 +9,12 @@ import sqlalchemy as sa
 from flask import template_rendered
 
 from app.extensions import db
-from app.models import LogEntry, Run
+from app.models import LogEntry, Run, User, Workflow
 from app.vocabulary import LogLevel
 from app.models.run import StepRun
 from app.timeutil import utcnow
 from tests.factories import make_run, steps_workflow
+from tests.test_security import REMEMBER, sign_in
 
 PANEL = {"HX-Request": "true", "HX-Target": "run-panel"}
 HX = {"HX-Request": "true"}
@@ -148,25 +149,84 @@ def test_a_pending_flash_message_is_not_held_back_by_an_unchanged_poll(app, clie
     assert _panel(client, url).status_code == 204
 
 
-def test_an_unchanged_run_panel_poll_costs_two_sql_statements(app, client, login_as, polls):
+def test_an_unchanged_run_panel_poll_costs_one_sql_statement(app, client, login_as, polls):
     login_as("operator")
     run_id = make_run(app, polls, "running", steps=2)
     url = _poll_url(_panel(client, f"/runs/{run_id}").get_data(as_text=True), run_id)
     with statements(app) as sent:
         assert _panel(client, url).status_code == 204
-    # The signed-in user; then the run's marked columns, its workflow's visibility and the aggregate over its steps
-    # in one statement (no run loaded).
-    assert len(sent) == 2, sent
+    # The signed-in user with the run's marked columns, its workflow's visibility and the aggregate over its steps
+    # (no ORM user, no run loaded), outside a transaction.
+    assert len(sent) == 1, sent
 
 
-def test_a_tail_poll_with_nothing_new_costs_three_sql_statements(app, client, login_as, polls):
+def test_a_tail_poll_with_nothing_new_costs_one_sql_statement(app, client, login_as, polls):
     login_as("operator")
     run_id = make_run(app, polls, "running", steps=1)
     last = _add_lines(app, run_id, 3)[-1]
     with statements(app) as sent:
         assert client.get(f"/runs/{run_id}/log?after={last}", headers=HX).status_code == 204
-    # The signed-in user, the run's status with its workflow's visibility, the newer lines (none).
-    assert len(sent) == 3, sent
+    # The signed-in user with the run's status, its workflow's visibility and whether a newer line exists.
+    assert len(sent) == 1, sent
+
+
+def _poll_both(client, panel_url: str, run_id: int, last: int) -> tuple[int, int]:
+    return _panel(client, panel_url).status_code, client.get(f"/runs/{run_id}/log?after={last}", headers=HX).status_code
+
+
+@pytest.mark.parametrize("change", ["signed out everywhere", "deactivated", "role lowered", "workflow disabled",
+                                    "workflow restricted"])
+def test_an_unchanged_poll_stops_answering_204_once_the_user_may_no_longer_see_the_run(
+        app, client, login_as, polls, change):
+    """The quick path answers only "unchanged"; a session that ended, a deactivated user, a lost capability or a
+    hidden workflow take the regular path, which refuses."""
+    email = login_as("operator")
+    run_id = make_run(app, polls, "running", steps=1)
+    last = _add_lines(app, run_id, 2)[-1]
+    url = _poll_url(_panel(client, f"/runs/{run_id}").get_data(as_text=True), run_id)
+    assert _poll_both(client, url, run_id, last) == (204, 204)
+    if change == "signed out everywhere":  # from another browser or the command line: a new session token
+        _update(app, User, User.email == email, session_token="x" * 43)
+    elif change == "deactivated":
+        _update(app, User, User.email == email, active=False)
+    elif change == "role lowered":
+        _update(app, User, User.email == email, role="nobody")
+    elif change == "workflow disabled":
+        _update(app, Workflow, Workflow.key == polls, enabled=False)
+    else:
+        _update(app, Workflow, Workflow.key == polls, allowed_roles=["admin"])
+    panel, tail = _poll_both(client, url, run_id, last)
+    if change in ("signed out everywhere", "role lowered"):
+        # Signed out: to the sign-in page; a role that no longer exists: refused.
+        assert panel in (302, 401, 403) and tail in (302, 401, 403), (panel, tail)
+    else:
+        assert (panel, tail) == (404, 404) if change.startswith("workflow") else panel != 204 and tail != 204
+
+
+def test_polls_go_on_when_only_a_remember_me_cookie_is_left(app, client, make_user, polls):
+    sign_in(client, make_user("operator"), remember=True)
+    run_id = make_run(app, polls, "running", steps=1)
+    url = _poll_url(_panel(client, f"/runs/{run_id}").get_data(as_text=True), run_id)
+    browser = app.test_client()  # the browser was restarted: no session cookie, the remember-me one remains
+    browser.set_cookie(REMEMBER, client.get_cookie(REMEMBER).value)
+    assert _panel(browser, url).status_code == 204
+    assert _panel(browser, url).status_code == 204
+
+
+def test_a_technical_line_wakes_the_tail_only_for_those_who_may_read_it(app, client, login_as, make_user, polls):
+    login_as("operator")
+    run_id = make_run(app, polls, "running", steps=1)
+    last = _add_lines(app, run_id, 2)[-1]
+    with app.app_context():
+        db.session.execute(sa.insert(LogEntry), [{
+            "run_id": run_id, "level": "debug", "level_rank": LogLevel.DEBUG.rank, "message": "GET /secret",
+            "technical": True, "created_at": utcnow()}])
+        db.session.commit()
+    assert client.get(f"/runs/{run_id}/log?after={last}", headers=HX).status_code == 204
+    support = app.test_client()
+    sign_in(support, make_user("support"))
+    html = support.get(f"/runs/{run_id}/log?after={last}", headers=HX).get_data(as_text=True)
+    assert "GET /secret" in html
 
 
 def test_polls_of_a_run_the_user_may_not_see_are_404(app, client, login_as, load_workflow, polls):

@@ -1,5 +1,6 @@
 """Runs: the history lists, a run's detail page (live while active), its job log tail, and cancelling."""
 from dataclasses import replace
+from functools import lru_cache
 
 from flask import (
     Blueprint, Response, flash, make_response, redirect, render_template, request, session, url_for,
@@ -12,18 +13,21 @@ from app.models import Run, Workflow
 from app.queries import runs as runs_queries
 from app.queries.csv import csv_response
 from app.queries.filters import RANGES, RunFilter
-from app.queries.logs import RUN_LOG_COLUMNS, LogFilter, run_log_after, run_log_newest, run_log_rows
+from app.queries.logs import RUN_LOG_COLUMNS, LogFilter, run_log_after, run_log_newer, run_log_newest, run_log_rows
 from app.security import (
     Capability, can, get_run_or_404, get_workflow_or_404, requires, run_glance_or_404, visible_workflow_ids,
     visible_workflows,
 )
+from app.security.polls import AFTER, RUN_ID, poll_statement, quick_glance
 from app.services.runs import CancelOutcome, cancel_run
 from app.timeutil import utcnow
 from app.vocabulary import KINDS, LOG_LEVELS, TRIGGERS
-from app.web.inputs import id_arg
+from app.web.inputs import BadInput, id_arg
 
 bp = Blueprint("runs", __name__)
 LOG_PAGE = 200  # log lines a page: the first view, each "Load older lines", each catch-up of the tail
+_PANEL_STEPS = runs_queries.panel_steps(RUN_ID)
+_PANEL_POLL = poll_statement(*runs_queries.panel_columns(_PANEL_STEPS), join=_PANEL_STEPS)
 
 
 @bp.get("/runs")
@@ -118,13 +122,19 @@ def _workers_for(queue_name: str) -> int:
 
 
 @bp.get("/runs/<int:run_id>")
-@requires(Capability.VIEW_RUNS)
 def detail(run_id: int):
     """Show a run: overview, progress and steps, refreshed while it is active, and its job log."""
-    if htmx and htmx.target == "run-panel" and not htmx.history_restore_request:
+    if _panel_poll() and _panel_unchanged(run_id):
+        return Response(status=204)
+    return _detail(run_id)
+
+
+@requires(Capability.VIEW_RUNS)
+def _detail(run_id: int):
+    if _panel_poll():
         workers, marker = _panel_state(run_id)
-        # A poll whose panel has not changed gets an empty 204, which htmx leaves unswapped, after one statement
-        # and before the run is loaded or anything rendered; a pending flash message still renders.
+        # A poll whose panel has not changed gets an empty 204, which htmx leaves unswapped, before the run is
+        # loaded or anything rendered; a pending flash message still renders.
         if request.args.get("seen") == marker and not session.get("_flashes"):
             return Response(status=204)
         run = get_run_or_404(db.session, run_id, current_user)
@@ -135,13 +145,38 @@ def detail(run_id: int):
     return render_template("runs/detail.html", **context)
 
 
+def _panel_poll() -> bool:
+    return bool(htmx) and htmx.target == "run-panel" and not htmx.history_restore_request
+
+
+def _panel_unchanged(run_id: int) -> bool:
+    """The quick path (app/security/polls.py): whether the panel the poll last saw is still current, in one
+    statement. False means "take the regular path", never "refuse"."""
+    seen = request.args.get("seen")
+    if not seen or session.get("_flashes"):
+        return False
+    glance = quick_glance(_PANEL_POLL, Capability.VIEW_RUNS, run_id=run_id)
+    if glance is None:
+        return False
+    row, user = glance
+    return seen == _marker(row, user, _workers(row))
+
+
 def _panel_state(run_id: int) -> tuple[int | None, str]:
     """The workers serving a pending run's queue, and the marker that changes when the panel would (404 for a run
     the user may not see)."""
     steps = runs_queries.panel_steps(run_id)
     row = run_glance_or_404(db.session, run_id, current_user, *runs_queries.panel_columns(steps), join=steps)
-    workers = _workers_for(row.queue) if row.status == RunStatus.PENDING.value else None
-    return workers, runs_queries.panel_marker(row, current_user.id, current_user.role, bool(workers))
+    workers = _workers(row)
+    return workers, _marker(row, current_user, workers)
+
+
+def _workers(row) -> int | None:
+    return _workers_for(row.queue) if row.status == RunStatus.PENDING.value else None
+
+
+def _marker(row, user, workers: int | None) -> str:
+    return runs_queries.panel_marker(row, user.id, user.role, bool(workers))
 
 
 def _panel_context(run: Run, workers: int | None, marker: str) -> dict:
@@ -175,10 +210,37 @@ def _rows_context(run: Run, log_filter: LogFilter, lines: list, *, live: bool, o
 
 
 @bp.get("/runs/<int:run_id>/log")
-@requires(Capability.VIEW_RUNS)
 def log(run_id: int):
     """The job log: the whole panel (for a new level or search), with ?after=ID only the newer lines (204 when
     there are none yet), with ?before=ID the page of lines before that one."""
+    if _tail_unchanged(run_id):
+        return Response(status=204)
+    return _log(run_id)
+
+
+def _tail_unchanged(run_id: int) -> bool:
+    """The quick path (app/security/polls.py): whether a live run's tail has no line after `after` that the filter
+    shows, in one statement. False means "take the regular path", never "refuse"."""
+    try:
+        after = id_arg("after")
+        log_filter = LogFilter.from_args(request.args)
+    except BadInput:
+        return False
+    if after is None:
+        return False
+    glance = quick_glance(_tail_poll(log_filter), Capability.VIEW_RUNS, run_id=run_id, after=after)
+    # Status and lines come from one statement, so from one snapshot: a run's last lines commit with its status.
+    return glance is not None and RunStatus(glance[0].status) in ACTIVE and glance[0].newer is None
+
+
+@lru_cache(maxsize=64)
+def _tail_poll(log_filter: LogFilter):
+    """The tail's quick statement for a filter, built once per filter (the default one nearly always)."""
+    return poll_statement(Run.status, run_log_newer(RUN_ID, log_filter, AFTER).label("newer"))
+
+
+@requires(Capability.VIEW_RUNS)
+def _log(run_id: int):
     after = id_arg("after")
     before = id_arg("before")
     log_filter = LogFilter.from_args(request.args)
