@@ -1,4 +1,6 @@
 """Migrations and models agree, on whichever database the suite runs on."""
+import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -27,3 +29,18 @@ def test_upgrade_and_downgrade_run_on_this_database(app):
         upgrade()
         with db.engine.connect() as conn:
             assert MigrationContext.configure(conn).get_current_revision() is not None
+
+
+def test_pg_trgm_lives_outside_the_apps_schema(app):
+    """Created in the app's own schema, pg_trgm (and every trigram index that uses it, in any schema) would be
+    dropped with that schema; the migration creates it in public."""
+    with app.app_context(), db.engine.connect() as conn:
+        if conn.dialect.name != "postgresql":
+            pytest.skip("pg_trgm is PostgreSQL's")
+        where = conn.execute(sa.text("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
+                                     "ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'")).scalar()
+        if where is None:
+            pytest.skip("this database user may not create pg_trgm")
+        assert where != conn.execute(sa.text("SELECT current_schema()")).scalar()
+        assert conn.execute(sa.text("SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() "
+                                    "AND indexname = 'ix_log_entries_message_trgm'")).scalar() == 1

@@ -34,7 +34,11 @@ def _trigram_schema(bind) -> str | None:
     if schema is None:
         try:
             with bind.begin_nested():
-                bind.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+                # In public when there is one: created in the app's own schema, the extension (and with it this
+                # index in every other schema) would go whenever that schema is dropped with CASCADE.
+                public = bind.execute(sa.text("SELECT 1 FROM pg_namespace WHERE nspname = 'public'")).scalar()
+                where = " WITH SCHEMA public" if public else ""
+                bind.execute(sa.text(f"CREATE EXTENSION IF NOT EXISTS pg_trgm{where}"))
         except sa.exc.DBAPIError as exc:
             log.warning("pg_trgm could not be created (%s); log text search will work without its index",
                         str(exc.orig).strip().splitlines()[0])
