@@ -249,7 +249,8 @@ def test_log_panel_stops_saying_live_once_the_run_finishes(page, demo_workflows,
     from playwright.sync_api import expect
 
     sign_in(page, make_user("operator"))
-    start_run(page, "invoice-sync", lambda p: p.fill("#param-since", recent_since()))
+    since = recent_since()
+    start_run(page, "invoice-sync", lambda p: p.fill("#param-since", since))
     mark_page(page)
     live_marker = page.locator("#log-panel .live:not(.off)")
     expect(page.locator("#run-status")).to_have_text("Waiting", timeout=WORK_TIMEOUT_MS)
@@ -260,6 +261,13 @@ def test_log_panel_stops_saying_live_once_the_run_finishes(page, demo_workflows,
     expect(live_marker).to_have_count(0, timeout=5_000)
     expect(page.locator("#log-panel")).not_to_contain_text("Live")
     assert_not_reloaded(page)
+
+    # The Report line carries metadata (the demo's log step sets `meta`): a name:value search finds it alone.
+    page.get_by_label("Search").fill(f"since:{since}")
+    page.get_by_role("button", name="Search").click()
+    log_lines = page.locator("#log-lines")
+    expect(log_lines).to_contain_text("ledger batch")
+    expect(log_lines).not_to_contain_text("Run completed")
 
 
 def test_run_form_shows_errors_next_to_fields(page, demo_workflows, make_user):
