@@ -156,3 +156,28 @@ class TakenOver(Event):
 def iso(value: datetime | None) -> str | None:
     """A naive UTC time as the job log shows it, to the second."""
     return value.isoformat(timespec="seconds") if value else None
+
+
+@dataclass(frozen=True)
+class AwaitingApproval(Parked):
+    """An approval step: the run parks, holding no worker, until one of `roles` approves or rejects it, or
+    `until` passes (then a scheduled job rejects it with APPROVAL_TIMEOUT). A park that a person ends, so
+    nothing resumes it by time: `resume_at` is None and `until` is the deadline."""
+
+    message: str = ""
+    roles: tuple[str, ...] = ()
+    allow_self_approval: bool = False
+    status: ClassVar[RunStatus] = RunStatus.WAITING_FOR_APPROVAL
+    step_status: ClassVar[StepStatus] = StepStatus.WAITING_FOR_APPROVAL
+
+    @property
+    def resume_at(self) -> None:
+        return None
+
+    def step_values(self) -> dict:
+        return {"approval_message": self.message, "approval_roles": ",".join(self.roles),
+                "approval_self_allowed": self.allow_self_approval, "approval_due_at": self.until}
+
+    def lines(self, done: int) -> list[Line]:
+        return [Line(LogLevel.INFO, f"Waiting in '{self.step_name}' for a decision by {', '.join(self.roles)} "
+                                    f"until {iso(self.until)} UTC: {self.message}")]

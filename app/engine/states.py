@@ -37,8 +37,9 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
         }
     ),
     RunStatus.WAITING: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.ERROR}),
+    # Approved: waiting (holding no worker) for a worker to resume it at the step after the approval.
     RunStatus.WAITING_FOR_APPROVAL: frozenset(
-        {RunStatus.RUNNING, RunStatus.REJECTED, RunStatus.CANCELLED, RunStatus.ERROR}
+        {RunStatus.RUNNING, RunStatus.WAITING, RunStatus.REJECTED, RunStatus.CANCELLED, RunStatus.ERROR}
     ),
     # A retry is an explicit new attempt, the only way out of a finished state.
     RunStatus.FAILED: frozenset({RunStatus.PENDING}),
@@ -64,11 +65,13 @@ class StepStatus(str, Enum):
     FAILED = "failed"  # raised an error; the run failed here
     WAITING = "waiting"  # a wait step whose resume time has not come
     CANCELLED = "cancelled"  # the run was cancelled while this step waited or ran
+    WAITING_FOR_APPROVAL = "waiting_for_approval"  # an approval step nobody has decided on yet
+    REJECTED = "rejected"  # an approval step someone rejected, or that nobody decided on in time
 
     @property
     def label(self) -> str:
-        return self.value.capitalize()
+        return self.value.replace("_", " ").capitalize()
 
 
 # A step in one of these never changes again.
-STEP_FINISHED = frozenset({StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.CANCELLED})
+STEP_FINISHED = frozenset({StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.REJECTED})

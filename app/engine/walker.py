@@ -2,14 +2,14 @@
 
 Pure domain: no Session, no models. It renders a step's settings, runs the step type, and turns what
 happened into either the next step to take (`Next`) or an event that ends the walk (`Failed`,
-`Parked`, `Completed`). Recording any of it is the journal's job.
+`Parked`, `AwaitingApproval`, `Completed`). Recording any of it is the journal's job.
 """
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.engine.definition import END, Definition, StepSpec
-from app.engine.events import Completed, Failed, Parked
+from app.engine.events import AwaitingApproval, Completed, Failed, Parked
 from app.engine.expressions import ExpressionError, render_url, render_value
 from app.engine.states import StepStatus
 from app.engine.steps import STEP_TYPES, StepEnv, StepFailure, StepResult, StepType
@@ -115,7 +115,11 @@ class Walker:
                            trace=traceback.format_exc())
 
     def advance(self, spec: StepSpec, result: StepResult) -> Next | Parked:
-        """After a step's result: park on a wait, or remember its output and pick the next step."""
+        """After a step's result: park on a wait or an approval, or remember its output and pick the next step."""
+        if result.approval is not None:
+            asked = result.approval
+            return AwaitingApproval(spec.key, spec.name, asked.due, message=asked.message, roles=asked.roles,
+                                    allow_self_approval=asked.allow_self_approval)
         if result.park_until is not None:
             return Parked(spec.key, spec.name, result.park_until)
         self.remember(spec.key, result.output)

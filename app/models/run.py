@@ -4,7 +4,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.engine.states import ACTIVE, FINISHED, STEP_FINISHED, RunStatus
+from app.engine.states import ACTIVE, FINISHED, STEP_FINISHED, RunStatus, StepStatus
 from app.extensions import db
 from app.models.types import BigId, JSONType
 from app.timeutil import utcnow
@@ -99,7 +99,13 @@ class Run(db.Model):
 
 class StepRun(db.Model):
     __tablename__ = "step_runs"
-    __table_args__ = (sa.Index("ix_step_runs_run_id_id", "run_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_step_runs_run_id_id", "run_id", "id"),
+        # "Waiting for me" and its count in the navigation read only the approvals nobody has decided on yet.
+        sa.Index("ix_step_runs_waiting_for_approval", "id",
+                 sqlite_where=sa.text("status = 'waiting_for_approval'"),
+                 postgresql_where=sa.text("status = 'waiting_for_approval'")),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"))
@@ -122,6 +128,17 @@ class StepRun(db.Model):
     resume_at: Mapped[datetime | None]
     resumed_at: Mapped[datetime | None]
     retries: Mapped[int] = mapped_column(default=0)
+    # An approval step: what it asks, who may decide ("manager,admin"), whether the run's starter may, and by when.
+    approval_message: Mapped[str | None] = mapped_column(sa.Text)
+    approval_roles: Mapped[str | None] = mapped_column(sa.String(255))
+    approval_self_allowed: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    approval_due_at: Mapped[datetime | None]
+    # The decision (H5): approved, rejected or timed_out; who decided (as they were called then), when, and why.
+    decision: Mapped[str | None] = mapped_column(sa.String(20))
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    decided_by: Mapped[str | None] = mapped_column(sa.String(255))
+    decided_at: Mapped[datetime | None]
+    decision_comment: Mapped[str | None] = mapped_column(sa.Text)
 
     run: Mapped[Run] = relationship(back_populates="steps")
 
@@ -129,6 +146,16 @@ class StepRun(db.Model):
     def is_finished(self) -> bool:
         """Whether the step is done for good (completed, failed or cancelled): its input and output never change."""
         return self.status in STEP_FINISHED
+
+    @property
+    def awaits_decision(self) -> bool:
+        """An approval step nobody has approved or rejected yet."""
+        return self.status == StepStatus.WAITING_FOR_APPROVAL
+
+    @property
+    def approver_roles(self) -> list[str]:
+        """The roles that may decide on this approval step."""
+        return [role for role in (self.approval_roles or "").split(",") if role]
 
     @property
     def duration_seconds(self) -> float | None:

@@ -1,6 +1,6 @@
 """Step types: what each kind of step checks in its settings and what it does when it runs.
 
-One module per family (control, http); this module holds what they share and the registry.
+One module per family (control, http, approval); this module holds what they share and the registry.
 """
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +25,16 @@ class StepFailure(Exception):
         self.output = output
 
 
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """What an approval step asks: a decision on `message` by one of `roles`, before `due` (naive UTC)."""
+
+    message: str
+    roles: tuple[str, ...]
+    due: datetime
+    allow_self_approval: bool = False
+
+
 @dataclass
 class StepResult:
     output: dict | None = None
@@ -33,6 +43,8 @@ class StepResult:
     branch: str | None = None
     # For a wait step: park the run until this naive-UTC time.
     park_until: datetime | None = None
+    # For an approval step: park the run until someone decides (or the request times out).
+    approval: ApprovalRequest | None = None
     logs: list[tuple[str, str, dict | None]] = field(default_factory=list)
     # The record key the step's log lines carry instead of the run's own (a log step's `record_key`).
     record_key: str | None = None
@@ -75,10 +87,12 @@ def require_text(settings: dict, key: str) -> list[tuple[str, str]]:
 
 
 def _registry() -> dict[str, StepType]:
+    from app.engine.steps.approval import ApprovalStep
     from app.engine.steps.control import ConditionStep, FailStep, LogStep, NoopStep, WaitStep
     from app.engine.steps.http import HttpRequestStep
 
-    return {t.name: t for t in (NoopStep(), LogStep(), HttpRequestStep(), ConditionStep(), WaitStep(), FailStep())}
+    return {t.name: t for t in (NoopStep(), LogStep(), HttpRequestStep(), ConditionStep(), WaitStep(), FailStep(),
+                                ApprovalStep())}
 
 
 STEP_TYPES: dict[str, StepType] = _registry()

@@ -7,13 +7,13 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy.orm import Session
 
 from app.engine.definition import END, DefinitionError, parse_definition
-from app.engine.events import Errored, Event, Failed, Parked
+from app.engine.events import AwaitingApproval, Errored, Event, Failed, Parked
 from app.engine.states import RunStatus
 from app.engine.walker import WalkSettings, Walker, initial_context
 from app.models.workflow import WorkflowVersion
 from app.services.execution.claims import claim_run
 from app.services.execution.journal import SKIPPED, Journal, Outcome, heartbeat
-from app.services.execution.queueing import schedule_resume
+from app.services.execution.queueing import schedule_approval_timeout, schedule_resume
 from app.timeutil import utcnow
 from app.vocabulary import LogLevel
 
@@ -103,9 +103,12 @@ def _walk(journal: Journal, walker: Walker, key: str) -> Event:
 
 
 def process_run(session: Session, run_id: int, resume: bool = False) -> Outcome:
-    """Execute (or resume) a run while heartbeating it; a run that parks on a wait step is handed to rq-scheduler."""
+    """Execute (or resume) a run while heartbeating it; a run that parks on a wait step is handed to rq-scheduler,
+    and one that waits for approval gets its timeout scheduled there."""
     with heartbeat(session.get_bind().engine, run_id, current_app.config["HEARTBEAT_SECONDS"]):
         outcome = execute_run(session, run_id, executor_settings(), resume=resume)
     if outcome.park_until is not None:
         schedule_resume(run_id, outcome.queue, outcome.step_run_id, outcome.park_until)
+    if isinstance(outcome.event, AwaitingApproval):
+        schedule_approval_timeout(run_id, outcome.queue, outcome.step_run_id, outcome.event.until)
     return outcome

@@ -42,6 +42,7 @@ class Outcome:
     park_until: datetime | None = None
     step_run_id: int | None = None
     queue: str | None = None
+    event: Event | None = None  # how the walk ended, for what must follow the commit (a timeout to schedule)
 
 
 SKIPPED = Outcome(status="skipped")
@@ -194,7 +195,7 @@ class Journal:
         if not change.changed:
             return Outcome(status="lost")
         return Outcome(status=event.status.value, park_until=event.resume_at,
-                       step_run_id=sr.id if sr is not None else None, queue=self.run.queue)
+                       step_run_id=sr.id if sr is not None else None, queue=self.run.queue, event=event)
 
     def _progress(self) -> dict:
         if self.total is None:

@@ -33,3 +33,22 @@ def schedule_resume(run_id: int, queue: str, step_run_id: int, when: datetime) -
     """Have rq-scheduler put the job that resumes a parked run on the run's queue at `when`."""
     queues.enqueue_at(when, queue, RESUME_JOB, run_id, job_id=resume_job_id(run_id, step_run_id),
                       **_run_job_options())
+
+
+APPROVAL_TIMEOUT_JOB = "jobs.approvals.expire_approval"
+APPROVAL_TIMEOUT_JOB_LIMIT = 60  # seconds: the job reads one step run and writes two rows
+
+
+def approval_timeout_job_id(run_id: int, step_run_id: int) -> str:
+    return f"run-{run_id}-approval-{step_run_id}-timeout"
+
+
+def schedule_approval_timeout(run_id: int, queue: str, step_run_id: int, when: datetime) -> None:
+    """Have rq-scheduler reject an approval nobody decided on at `when` (the job does nothing once decided)."""
+    queues.enqueue_at(when, queue, APPROVAL_TIMEOUT_JOB, run_id, step_run_id,
+                      job_id=approval_timeout_job_id(run_id, step_run_id), timeout=APPROVAL_TIMEOUT_JOB_LIMIT)
+
+
+def enqueue_resume(run_id: int, queue: str, step_run_id: int) -> None:
+    """Put the job that resumes an approved run on the run's queue now."""
+    queues.enqueue(queue, RESUME_JOB, run_id, job_id=resume_job_id(run_id, step_run_id), **_run_job_options())
