@@ -159,3 +159,34 @@ def get_run(run_id: int):
 def openapi():
     """This API described in OpenAPI 3.1: every endpoint, body, answer and error."""
     return jsonify(openapi_document())
+
+
+APPROVAL_REQUEST_FIELDS = {"decision", "comment"}
+
+
+@bp.post("/runs/<int:run_id>/approval")
+@token_required
+def decide_approval(run_id: int):
+    """Approve or reject the step a run waits on with `{"decision": "approve"|"reject", "comment": "..."}`: 202 when
+    approved (the run is queued to go on), 200 when rejected (the run has ended), with the run's status."""
+    from app.services.runs import Decision, decide
+
+    run = db.session.get(Run, run_id)
+    if run is None or not workflow_visible(run.workflow, g.api_user):
+        raise NotFound(f"No run {run_id}.")
+    body = json_body(default={})
+    if not isinstance(body, dict):
+        raise Invalid("The body must be a JSON object like {\"decision\": \"approve\"}.",
+                      fields={"body": "must be a JSON object"})
+    unknown = sorted(set(body) - APPROVAL_REQUEST_FIELDS)
+    if unknown:
+        raise Invalid("The body has fields an approval does not take.",
+                      fields={name: "is not a field of an approval; use decision and comment" for name in unknown})
+    result = decide(db.session, run, g.api_user, body.get("decision"), body.get("comment"))
+    db.session.commit()
+    db.session.expire_all()
+    run = db.session.get(Run, run_id)
+    return jsonify({"id": run.id, "status": run.status, "decision": result.decision.value, "step": result.step_key,
+                    "url": url_for("api.get_run", run_id=run.id, _external=True),
+                    "html_url": url_for("runs.detail", run_id=run.id, _external=True)}), (
+        202 if result.decision is Decision.APPROVE else 200)

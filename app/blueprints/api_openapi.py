@@ -17,7 +17,8 @@ ERRORS = {
     403: "The user's role may not do this (a viewer starting a run).",
     404: "No such workflow or run, or one the user may not see (drafts, disabled workflows and workflows whose "
          "allowed roles leave the user out are for admins only).",
-    409: "The workflow cannot run now: it is a draft or disabled (only admins see those).",
+    409: "The workflow cannot run now: it is a draft or disabled (only admins see those); or the run is not in a "
+         "state that allows this (a decision on a run that no longer waits for approval).",
     413: "The request is larger than the server accepts (FLOWDESK_MAX_CONTENT_LENGTH, 1 MiB by default).",
     415: "The body is not sent as `Content-Type: application/json`.",
     422: "The body is well-formed JSON but not a valid request: not an object, a field a run does not take, "
@@ -84,6 +85,20 @@ def _paths() -> dict:
                 errors=(404,),
                 parameters=[{"name": "run_id", "in": "path", "required": True, "description": "The run's id",
                              "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}],
+            ),
+        },
+        "/runs/{run_id}/approval": {
+            "post": _operation(
+                "decideApproval", "Approve or reject the approval step a run waits on",
+                {200: ("Rejected: the run has ended as rejected", "ApprovalDecided"),
+                 202: ("Approved: the run is queued to go on from the next step", "ApprovalDecided")},
+                errors=(400, 403, 404, 409, 413, 415, 422),
+                parameters=[{"name": "run_id", "in": "path", "required": True, "description": "The run's id",
+                             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}],
+                body={"required": True, "description": "The decision and an optional comment. Only a user whose "
+                      "role the step lists (and who holds APPROVE_STEP) may decide, and not on a run they started "
+                      "unless the step allows it (403).",
+                      "content": {"application/json": {"schema": _ref("ApprovalRequest")}}},
             ),
         },
         "/openapi.json": {
@@ -237,6 +252,23 @@ SCHEMAS = {
             "finished_at": _nullable(_TIME),
             "error": _FAILURE,
         })},
+    }),
+    "ApprovalRequest": {
+        "type": "object",
+        "required": ["decision"],
+        "properties": {
+            "decision": {"type": "string", "enum": ["approve", "reject"]},
+            "comment": {"type": ["string", "null"], "maxLength": 2000, "description": "Why, shown on the step"},
+        },
+        "additionalProperties": False,
+    },
+    "ApprovalDecided": _object({
+        "id": {"type": "integer"},
+        "status": {"type": "string", "enum": [s.value for s in RunStatus]},
+        "decision": {"type": "string", "enum": ["approve", "reject"]},
+        "step": {"type": "string", "description": "The key of the approval step decided"},
+        "url": {"type": "string", "format": "uri", "description": "This run in the API"},
+        "html_url": {"type": "string", "format": "uri", "description": "This run's page"},
     }),
     "WorkflowList": _object({
         "workflows": {"type": "array", "items": _object({

@@ -298,3 +298,36 @@ def cancel(run_id: int):
         run = db.session.get(Run, run_id)
         return render_template("runs/_run.html", **_panel_context(run, *_panel_state(run.id)))
     return redirect(url_for("runs.detail", run_id=run_id))
+
+
+@bp.post("/runs/<int:run_id>/approval")
+@requires(Capability.APPROVE_STEP)
+def decide(run_id: int):
+    """Approve or reject the step a run waits on, with an optional comment: the run panel again (htmx), or back to
+    the run page (or the "Waiting for me" list it was sent from); a bad comment is shown at the field."""
+    from app.services.errors import ServiceError
+    from app.services.runs import Decision, decide as decide_step
+
+    run = get_run_or_404(db.session, run_id, current_user)
+    values = {"comment": request.form.get("comment", "")}
+    back = (url_for("approvals.index") if request.form.get("next") == "approvals"
+            else url_for("runs.detail", run_id=run_id))
+    try:
+        result = decide_step(db.session, run, current_user, request.form.get("decision"), values["comment"])
+    except ServiceError as exc:  # said in place: a bad comment at its field, anything else above the steps
+        db.session.rollback()
+        if not htmx:
+            raise
+        db.session.expire_all()
+        context = _panel_context(db.session.get(Run, run_id), *_panel_state(run_id))
+        errors = exc.fields or {"decision": exc.message}
+        return render_template("runs/_run.html", approval_values=values, approval_errors=errors, **context), exc.status
+    db.session.commit()
+    if result.decision is Decision.APPROVE:
+        flash("Approved: the run goes on from the next step.", "success")
+    else:
+        flash("Rejected: the run ended as rejected.", "warning")
+    db.session.expire_all()
+    if htmx:
+        return render_template("runs/_run.html", **_panel_context(db.session.get(Run, run_id), *_panel_state(run_id)))
+    return redirect(back, code=303)

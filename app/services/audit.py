@@ -15,6 +15,9 @@ class AuditAction(str, Enum):
     CANCEL_RUN = "cancel_run"  # a pending or parked run was cancelled at once
     REQUEST_CANCEL = "request_cancel"  # a running run was asked to stop after its current step
     END_LOST_RUN = "end_lost_run"  # a run whose job died (killed, timed out, host lost) was ended as an error
+    APPROVE_STEP = "approve_step"  # someone approved a run's approval step; the run resumes
+    REJECT_STEP = "reject_step"  # someone rejected a run's approval step; the run ended as rejected
+    APPROVAL_TIMEOUT = "approval_timeout"  # nobody decided on an approval step in time; the run ended as rejected
 
 
 Actor = User | str  # a person, or the name of the process that acted (reconciler, worker)

@@ -2,7 +2,9 @@
 and runs whose worker is gone are ended.
 
 A pending run whose execute job is gone (the enqueue failed after commit, or Redis restarted
-without its data) is enqueued again; a waiting run whose resume is gone is scheduled again. The
+without its data) is enqueued again; a waiting run whose resume is gone is scheduled again (or, when an
+approval let it go on, enqueued again); a run waiting for approval whose timeout job is gone gets it
+scheduled again. The
 claim makes a duplicate harmless: a run enqueued twice still executes once.
 
 A running run whose heartbeat is older than STALE_RUN_SECONDS lost its worker and work horse
@@ -21,7 +23,10 @@ from app.engine.states import RunStatus, StepStatus
 from app.extensions import queues
 from app.models import Run, StepRun
 from app.services.execution.lost import end_lost_run
-from app.services.execution.queueing import enqueue_execute, execute_job_id, resume_job_id, schedule_resume
+from app.services.execution.queueing import (
+    approval_timeout_job_id, enqueue_execute, enqueue_resume, execute_job_id, resume_job_id, schedule_approval_timeout,
+    schedule_resume,
+)
 from app.timeutil import utcnow
 
 GRACE_SECONDS = 30  # a run this new may still be on its way to the queue
@@ -88,4 +93,38 @@ def reconcile(session: Session, grace_seconds: float = GRACE_SECONDS) -> Reconci
         if not _job_alive(resume_job_id(run_id, step_run_id)):
             schedule_resume(run_id, queue, step_run_id, max(resume_at, utcnow()))
             report.rescheduled += 1
+    report.rescheduled += _reconcile_approvals(session)
     return report
+
+
+def _reconcile_approvals(session: Session) -> int:
+    """Schedule again the timeouts of undecided approvals, and enqueue again the resumes of approved runs, whose
+    jobs are gone; returns how many."""
+    count = 0
+    undecided = session.execute(
+        sa.select(Run.id, Run.queue, StepRun.id, StepRun.approval_due_at)
+        .join(StepRun, sa.and_(StepRun.run_id == Run.id,
+                               StepRun.status == StepStatus.WAITING_FOR_APPROVAL.value))
+        .where(Run.status == RunStatus.WAITING_FOR_APPROVAL.value)
+        .order_by(Run.id)
+        .limit(BATCH)
+    )
+    for run_id, queue, step_run_id, due in undecided:
+        if due is not None and not _job_alive(approval_timeout_job_id(run_id, step_run_id)):
+            schedule_approval_timeout(run_id, queue, step_run_id, max(due, utcnow()))
+            count += 1
+    # An approved run waits for its resume with no step waiting: its newest step run is the approved approval.
+    newest = sa.select(sa.func.max(StepRun.id)).where(StepRun.run_id == Run.id).correlate(Run).scalar_subquery()
+    approved = session.execute(
+        sa.select(Run.id, Run.queue, StepRun.id)
+        .join(StepRun, StepRun.id == newest)
+        .where(Run.status == RunStatus.WAITING.value, StepRun.step_type == "approval",
+               StepRun.status == StepStatus.COMPLETED.value)
+        .order_by(Run.id)
+        .limit(BATCH)
+    )
+    for run_id, queue, step_run_id in approved:
+        if not _job_alive(resume_job_id(run_id, step_run_id)):
+            enqueue_resume(run_id, queue, step_run_id)
+            count += 1
+    return count

@@ -48,7 +48,8 @@ def cancel_run(session: Session, run: Run, user: User) -> CancelResult:
             if change.changed:
                 session.execute(
                     sa.update(StepRun)
-                    .where(StepRun.run_id == run.id, StepRun.status == StepStatus.WAITING.value)
+                    .where(StepRun.run_id == run.id,
+                           StepRun.status.in_([StepStatus.WAITING.value, StepStatus.WAITING_FOR_APPROVAL.value]))
                     .values(status=StepStatus.CANCELLED.value, finished_at=now)
                     .execution_options(synchronize_session=False)
                 )
