@@ -21,6 +21,7 @@ ROLES = [r.value for r in Role]
 CALLERS = [*ROLES, ANONYMOUS]
 RUNNERS = {Role.OPERATOR.value, Role.MANAGER.value, Role.ADMIN.value, Role.SUPPORT.value}  # RUN_WORKFLOW, CANCEL_RUN
 EXPORTERS = RUNNERS  # EXPORT_DATA
+APPROVERS = {Role.MANAGER.value, Role.ADMIN.value}  # APPROVE_STEP
 ADMIN = Role.ADMIN.value  # VIEW_DRAFTS: sees drafts and every restricted workflow
 MISSING_RUN = 999999
 
@@ -84,6 +85,11 @@ PAGES = [
     ("POST", "/runs/{open}/cancel", only(RUNNERS, 302, 403)),
     ("POST", "/runs/{restricted}/cancel", gated(RUNNERS, 302)),
     ("POST", f"/runs/{MISSING_RUN}/cancel", only(RUNNERS, 404, 403)),
+    ("GET", "/approvals", only(APPROVERS, 200, 403)),
+    # No decision in the form: the role is checked first (403), the run's visibility next (404), the form last (422).
+    ("POST", "/runs/{open}/approval", only(APPROVERS, 422, 403)),
+    ("POST", "/runs/{restricted}/approval", gated(APPROVERS, 422)),
+    ("POST", f"/runs/{MISSING_RUN}/approval", only(APPROVERS, 404, 403)),
 ]
 API = [
     ("GET", "/api/v1/openapi.json", each(200)),
@@ -97,6 +103,9 @@ API = [
     ("GET", "/api/v1/runs/{restricted}", only({ADMIN}, 200, 404)),
     ("GET", "/api/v1/runs/{draft}", only({ADMIN}, 200, 404)),
     ("GET", f"/api/v1/runs/{MISSING_RUN}", each(404)),
+    ("POST", "/api/v1/runs/{open}/approval", only(APPROVERS, 422, 403)),
+    ("POST", "/api/v1/runs/{restricted}/approval", only({ADMIN}, 422, 404)),
+    ("POST", f"/api/v1/runs/{MISSING_RUN}/approval", each(404)),
 ]
 ANONYMOUS_STATUS = {"/login": 200, "/api/v1/openapi.json": 200}  # open to everyone
 

@@ -319,9 +319,11 @@ def decide(run_id: int):
         if not htmx:
             raise
         db.session.expire_all()
+        if not exc.fields:
+            flash(exc.message, "warning")
         context = _panel_context(db.session.get(Run, run_id), *_panel_state(run_id))
-        errors = exc.fields or {"decision": exc.message}
-        return render_template("runs/_run.html", approval_values=values, approval_errors=errors, **context), exc.status
+        return (render_template("runs/_run.html", approval_values=values, approval_errors=exc.fields, **context),
+                exc.status)
     db.session.commit()
     if result.decision is Decision.APPROVE:
         flash("Approved: the run goes on from the next step.", "success")

@@ -62,6 +62,8 @@ def render_http_error(exc: HTTPException):
 class _Refusal:
     """What the error templates read of an error (its status and description), for a ServiceError."""
 
+    explained = True  # a service says why it refused (a 403 names its reason, not only "your role")
+
     def __init__(self, exc: ServiceError):
         self.code = exc.status
         self.description = exc.message

@@ -52,3 +52,15 @@ def schedule_approval_timeout(run_id: int, queue: str, step_run_id: int, when: d
 def enqueue_resume(run_id: int, queue: str, step_run_id: int) -> None:
     """Put the job that resumes an approved run on the run's queue now."""
     queues.enqueue(queue, RESUME_JOB, run_id, job_id=resume_job_id(run_id, step_run_id), **_run_job_options())
+
+
+def cancel_approval_timeout(run_id: int, step_run_id: int) -> None:
+    """Take a decided approval's timeout job away from rq-scheduler (were it to fire, it would do nothing)."""
+    from rq.job import Job
+
+    job_id = approval_timeout_job_id(run_id, step_run_id)
+    queues.scheduler().cancel(job_id)
+    try:
+        Job.fetch(job_id, connection=queues.connection).delete()
+    except Exception:  # already gone: nothing to tidy
+        pass

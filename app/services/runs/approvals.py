@@ -18,7 +18,7 @@ from app.security import Capability, can
 from app.services.audit import AuditAction
 from app.services.dispatch import after_commit
 from app.services.errors import Conflict, Invalid, PermissionDenied
-from app.services.execution.queueing import enqueue_resume
+from app.services.execution.queueing import cancel_approval_timeout, enqueue_resume
 from app.services.lifecycle import StatusChange, change_status
 from app.services.runs.start import definition_of
 from app.timeutil import utcnow
@@ -98,10 +98,10 @@ def decide(session: Session, run: Run, user: User, decision, comment=None) -> De
     rejected) the approval step `run` waits on, recording who, when and the comment, with an audit row and a job
     log line. Raises Invalid for a bad decision or comment, PermissionDenied for someone who may not decide,
     Conflict when the run no longer waits for approval."""
-    decision = parse_decision(decision)
-    comment = clean_comment(comment)
     if not can(user, Capability.APPROVE_STEP):
         raise PermissionDenied("Your role cannot approve or reject steps.")
+    decision = parse_decision(decision)
+    comment = clean_comment(comment)
     step = waiting_approval(session, run.id)
     status = RunStatus(session.scalar(sa.select(Run.status).where(Run.id == run.id)))
     if step is None or status != RunStatus.WAITING_FOR_APPROVAL:
@@ -128,10 +128,11 @@ def decide(session: Session, run: Run, user: User, decision, comment=None) -> De
         verdict, step_status = Verdict.REJECTED, StepStatus.REJECTED
     if not change.changed or not _record(session, step, verdict, step_status, now, user, comment, error):
         raise Conflict(f"Run #{run.id} is no longer waiting for approval: someone decided first.")
+    run_id, queue, step_run_id, step_key = run.id, run.queue, step.id, step.step_key
+    after_commit(session, lambda: cancel_approval_timeout(run_id, step_run_id))
     if decision is Decision.APPROVE:
-        run_id, queue, step_run_id = run.id, run.queue, step.id
         after_commit(session, lambda: enqueue_resume(run_id, queue, step_run_id))
-    return DecisionResult(step.id, step.step_key, decision, change)
+    return DecisionResult(step_run_id, step_key, decision, change)
 
 
 def expire_approval(session: Session, run_id: int, step_run_id: int) -> bool:
