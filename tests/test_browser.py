@@ -206,7 +206,7 @@ def test_operator_runs_a_workflow_and_watches_it_complete_live(page, demo_workfl
     # Search narrows the table in place and pushes ?q=attend into the address bar.
     mark_page(page)
     rows = page.locator("#workflow-table tbody tr")
-    expect(rows).to_have_count(4)
+    expect(rows).to_have_count(5)
     page.get_by_role("searchbox", name="Search workflows").fill("attend")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Attendance import")
@@ -468,7 +468,7 @@ def test_every_page_is_accessible_and_fits_at(page, app, demo_workflows, make_us
     every kind of page the other browser tests visit, runs in each state, and what a viewer sees."""
     from playwright.sync_api import expect
 
-    from tests.factories import make_run
+    from tests.factories import get_run, make_run, start, wait_for
 
     page.set_viewport_size({"width": width, "height": 900})
 
@@ -501,11 +501,12 @@ def test_every_page_is_accessible_and_fits_at(page, app, demo_workflows, make_us
     # Runs in the other states, written straight into the database: a running one (Cancel, a live progress
     # bar, polling), one waiting on its second step, a completed one with a warning, a cancelled one.
     for status, name in (("running", "run-running"), ("waiting", "run-waiting"), ("completed", "run-completed"),
-                         ("cancelled", "run-cancelled")):
+                         ("cancelled", "run-cancelled"), ("waiting_for_approval", "run-waiting-for-approval"),
+                         ("rejected", "run-rejected")):
         run_id = make_run(app, "attendance-import", status, steps=2, lines={"info": 4, "warning": 1},
                           trigger="manual", params={"site": "north", "day": "2026-11-20"})
         page.goto(f"/runs/{run_id}")
-        expect(page.locator("#run-status")).to_have_text(status.capitalize())
+        expect(page.locator("#run-status")).to_have_text(status.replace("_", " ").capitalize())
         check(name)
     page.goto("/runs?status=failed&status=completed&trigger=manual")
     check("runs")
@@ -516,6 +517,18 @@ def test_every_page_is_accessible_and_fits_at(page, app, demo_workflows, make_us
     page.goto("/workflows/no-such-workflow")  # the console error of its 404 is expected (see the page fixture)
     expect(page.get_by_role("heading", level=1)).to_be_visible()
     check("not-found")
+
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, make_user("manager"))
+    page.goto("/approvals")
+    check("approvals-empty")
+    waiting = start(app, "ledger-posting", make_user("operator"), {"since": recent_since()})
+    wait_for(lambda: get_run(app, waiting).status == "waiting_for_approval", timeout=30, what="the run parked")
+    page.goto("/approvals")
+    check("approvals")
+    page.goto(f"/runs/{waiting}")
+    expect(page.get_by_role("button", name="Approve")).to_be_visible()
+    check("run-approval-form")
 
     page.get_by_role("button", name="Sign out").click()
     sign_in(page, make_user("viewer"))
@@ -652,3 +665,64 @@ def test_the_accessibility_check_runs_axe_core_4_14_and_names_what_is_wrong(page
         assert_accessible(page)
     message = str(failure.value)
     assert "image-alt (critical)" in message and "#no-alt" in message and "color-contrast (serious)" in message
+
+
+def test_a_manager_approves_one_ledger_posting_and_rejects_another(page, app, demo_workflows, make_user,
+                                                                   worker_processes):
+    """An operator runs Ledger posting and sees who must approve it; a manager finds both runs under Waiting for me,
+    approves one on its page (it goes on and completes, live) and rejects the other."""
+    from playwright.sync_api import expect
+
+    from tests.factories import get_run, start, wait_for
+
+    operator, manager = make_user("operator"), make_user("manager")
+    sign_in(page, operator)
+    first = start_run(page, "ledger-posting", lambda p: p.fill("#param-since", recent_since()))
+    expect(page.locator("#run-status")).to_have_text("Waiting for approval", timeout=WORK_TIMEOUT_MS)
+    asked = step(page, "approve")
+    expect(asked.locator(".badge")).to_have_text("Waiting for approval")
+    expect(asked).to_contain_text("to the ledger?")
+    expect(asked).to_contain_text("Only Managers, Admins may approve or reject this step.")
+    expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    assert_accessible(page, "run-waiting-for-approval")
+    second = start(app, "ledger-posting", operator, {"since": recent_since()})
+    wait_for(lambda: get_run(app, second).status == "waiting_for_approval", timeout=30, what="the second run parked")
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, manager)
+    page.get_by_role("link", name="Waiting for me 2").click()
+    expect(page.get_by_role("heading", name="Waiting for me")).to_be_visible()
+    expect(page.locator(".approval-list > li")).to_have_count(2)
+    assert_accessible(page, "approvals")
+    page.set_viewport_size({"width": 390, "height": 900})
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
+    assert_accessible(page)
+    page.set_viewport_size({"width": 1280, "height": 1000})
+
+    page.get_by_role("link", name=f"Run #{first} · Ledger posting").click()
+    mark_page(page)
+    asked = step(page, "approve")
+    asked.get_by_label("Comment").fill("Totals checked against the bank")
+    asked.get_by_role("button", name="Approve").click()
+    expect(page.locator("#run-panel")).to_contain_text("Approved: the run goes on from the next step.")
+    expect(page.locator("#run-status")).to_have_text("Completed", timeout=WORK_TIMEOUT_MS)
+    expect(asked.locator(".badge")).to_have_text("Completed")
+    expect(asked).to_contain_text("Approved by Manager")
+    expect(asked).to_contain_text("Totals checked against the bank")
+    expect(step(page, "post").locator(".badge")).to_have_text("Completed")
+    expect(page.locator("#log-lines")).to_contain_text("approved by manager@test.example", timeout=WORK_TIMEOUT_MS)
+    assert_not_reloaded(page)
+    assert_accessible(page, "run-approved")
+
+    page.goto(f"/runs/{second}")
+    mark_page(page)
+    page.get_by_role("button", name="Reject").click()
+    expect(page.locator("#run-status")).to_have_text("Rejected")
+    expect(step(page, "approve").locator(".badge")).to_have_text("Rejected")
+    expect(step(page, "approve")).to_contain_text("Rejected by Manager")
+    expect(step(page, "post")).to_have_count(0)
+    assert_not_reloaded(page)
+    assert_accessible(page, "run-rejected")
+    page.goto("/approvals")
+    expect(page.get_by_text("Nothing is waiting for your decision.")).to_be_visible()
+    expect(page.locator("#nav-approvals")).to_have_text("Waiting for me")
