@@ -5,7 +5,7 @@ from datetime import datetime
 from flask import Flask
 from flask_login import current_user
 
-from app.engine.states import RunStatus, StepStatus
+from app.engine.states import RunStatus, StepStatus, Verdict
 from app.extensions import db, login_manager
 from app.models import User
 from app.security import Capability, can
@@ -30,6 +30,7 @@ def init_app(app: Flask) -> None:
             "can": lambda capability: can(current_user, Capability(capability)),
             "RunStatus": RunStatus,
             "StepStatus": StepStatus,
+            "Verdict": Verdict,
             "Role": Role,
             "WorkflowKind": WorkflowKind,
             "Trigger": Trigger,

@@ -682,7 +682,7 @@ def test_a_manager_approves_one_ledger_posting_and_rejects_another(page, app, de
     asked = step(page, "approve")
     expect(asked.locator(".badge")).to_have_text("Waiting for approval")
     expect(asked).to_contain_text("to the ledger?")
-    expect(asked).to_contain_text("Only Managers, Admins may approve or reject this step.")
+    expect(asked).to_contain_text("Only managers or admins may approve or reject this step.")
     expect(page.get_by_role("button", name="Approve")).to_have_count(0)
     assert_accessible(page, "run-waiting-for-approval")
     second = start(app, "ledger-posting", operator, {"since": recent_since()})

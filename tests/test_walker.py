@@ -158,3 +158,25 @@ def test_each_event_says_the_run_status_the_step_status_and_its_log_lines():
 
     taken = TakenOver()
     assert taken.status is None and taken.lines(0) == [] and taken.resume_at is None
+
+
+def test_an_approval_step_parks_with_its_question_rendered_and_a_deadline():
+    from app.engine.events import AwaitingApproval
+
+    walker = _walker([
+        {"key": "a", "type": "log", "with": {"message": "fetched"}},
+        {"key": "ok", "type": "approval", "name": "Sign off",
+         "with": {"roles": ["manager"], "message": "Post {{ params.n }} for {{ record.key }}?", "timeout_seconds": 60}},
+        {"key": "b", "type": "noop"},
+    ])
+    keys, event = _walk(walker)
+    assert keys == ["a", "ok"]
+    assert isinstance(event, AwaitingApproval) and isinstance(event, Parked)
+    assert (event.status, event.step_status) == (RunStatus.WAITING_FOR_APPROVAL, StepStatus.WAITING_FOR_APPROVAL)
+    assert event.message == "Post 2 for INV-1?" and event.roles == ("manager",)
+    assert event.until == NOW + timedelta(seconds=60)
+    assert event.resume_at is None  # a person ends this park, not rq-scheduler
+    assert event.step_values() == {"approval_message": "Post 2 for INV-1?", "approval_roles": "manager",
+                                   "approval_self_allowed": False, "approval_due_at": NOW + timedelta(seconds=60)}
+    assert event.run_values(1) == {"cursor": "ok"}
+    assert "for a decision by manager" in event.lines(1)[0].message

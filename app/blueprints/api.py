@@ -80,10 +80,20 @@ def _run_json(run: Run, with_steps: bool = False) -> dict:
                 "started_at": _iso(s.started_at),
                 "finished_at": _iso(s.finished_at),
                 "error": {"code": s.error_code, "message": s.error_message} if s.error_code else None,
+                "approval": _approval_json(s),
             }
             for s in run.steps
         ]
     return data
+
+
+def _approval_json(step) -> dict | None:
+    """An approval step's question and, once decided, who decided, when and why (None for other steps)."""
+    if step.step_type != "approval" or step.approval_roles is None:
+        return None
+    return {"message": step.approval_message, "roles": step.approver_roles, "due_at": _iso(step.approval_due_at),
+            "decision": step.decision, "decided_by": step.decided_by, "decided_at": _iso(step.decided_at),
+            "comment": step.decision_comment}
 
 
 def _iso(value):

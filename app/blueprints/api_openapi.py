@@ -4,7 +4,7 @@ tests/test_api_contract.py holds it to the code: every /api/v1 route is describe
 a route, and schemathesis checks that the answers match. To add an endpoint, add its path to `_paths()` with
 `_operation(...)`, naming the errors it can answer; 401 and 429 come with every operation that needs a token.
 """
-from app.engine.states import RunStatus, StepStatus
+from app.engine.states import RunStatus, StepStatus, Verdict
 from app.engine.strictjson import MAX_DEPTH
 from app.vocabulary import KINDS, TRIGGERS, WorkflowState
 from app.web.inputs import MAX_ID
@@ -251,6 +251,15 @@ SCHEMAS = {
             "started_at": _nullable(_TIME),
             "finished_at": _nullable(_TIME),
             "error": _FAILURE,
+            "approval": {**_object({
+                "message": {"type": ["string", "null"], "description": "What the step asks"},
+                "roles": {"type": "array", "items": {"type": "string"}, "description": "Who may decide"},
+                "due_at": _nullable(_TIME),
+                "decision": {"type": ["string", "null"], "enum": [v.value for v in Verdict] + [None]},
+                "decided_by": {"type": ["string", "null"]},
+                "decided_at": _nullable(_TIME),
+                "comment": {"type": ["string", "null"]},
+            }, "An approval step's question and decision; null for other steps"), "type": ["object", "null"]},
         })},
     }),
     "ApprovalRequest": {

@@ -73,5 +73,17 @@ class StepStatus(str, Enum):
         return self.value.replace("_", " ").capitalize()
 
 
+class Verdict(str, Enum):
+    """What was decided on an approval step (its step run's `decision`)."""
+
+    APPROVED = "approved"  # someone approved it; the run went on
+    REJECTED = "rejected"  # someone rejected it; the run ended as rejected
+    TIMED_OUT = "timed_out"  # nobody decided in time; the run ended as rejected (APPROVAL_TIMEOUT)
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
 # A step in one of these never changes again.
 STEP_FINISHED = frozenset({StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.REJECTED})

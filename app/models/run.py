@@ -4,7 +4,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.engine.states import ACTIVE, FINISHED, STEP_FINISHED, RunStatus, StepStatus
+from app.engine.states import ACTIVE, FINISHED, STEP_FINISHED, RunStatus, StepStatus, Verdict
 from app.extensions import db
 from app.models.types import BigId, JSONType
 from app.timeutil import utcnow
@@ -156,6 +156,17 @@ class StepRun(db.Model):
     def approver_roles(self) -> list[str]:
         """The roles that may decide on this approval step."""
         return [role for role in (self.approval_roles or "").split(",") if role]
+
+    @property
+    def approvers(self) -> str:
+        """Who may decide, as a person reads it: "managers or admins"."""
+        names = [f"{role}s" for role in self.approver_roles]
+        return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names) or "nobody"
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """What was decided on this approval step, once someone (or the timeout) did."""
+        return Verdict(self.decision) if self.decision else None
 
     @property
     def duration_seconds(self) -> float | None:

@@ -1,12 +1,12 @@
 """Use cases on runs: start, cancel (and, as they land, retry, replay and approvals)."""
 from app.services.runs.approvals import (
-    Decision, DecisionResult, Verdict, decide, expire_approval, refusal, waiting_approval,
+    Decision, DecisionResult, decide, expire_approval, refusal, waiting_approval,
 )
 from app.services.runs.cancel import CancelOutcome, CancelResult, cancel_run
 from app.services.runs.start import MAX_RECORD_KEY, check_record, definition_of, last_run_times, start_run
 
 __all__ = [
-    "Decision", "DecisionResult", "Verdict", "decide", "expire_approval", "refusal", "waiting_approval",
+    "Decision", "DecisionResult", "decide", "expire_approval", "refusal", "waiting_approval",
     "MAX_RECORD_KEY", "CancelOutcome", "CancelResult", "cancel_run", "check_record", "definition_of",
     "last_run_times", "start_run",
 ]

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.engine.definition import END
-from app.engine.states import RunStatus, StepStatus
+from app.engine.states import RunStatus, StepStatus, Verdict
 from app.models import Run, StepRun, User
 from app.security import Capability, can
 from app.services.audit import AuditAction
@@ -31,14 +31,6 @@ TIMEOUT_ACTOR = "approval timeout"  # the audit row's actor when nobody decided 
 class Decision(str, Enum):
     APPROVE = "approve"  # the run goes on at the step after the approval
     REJECT = "reject"  # the run ends as rejected
-
-
-class Verdict(str, Enum):
-    """What an approval step's `decision` column says."""
-
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    TIMED_OUT = "timed_out"
 
 
 @dataclass(frozen=True)
@@ -65,9 +57,8 @@ def refusal(user, run: Run, step: StepRun) -> str | None:
     """Why `user` may not decide on `step` of `run`, or None when they may: their role must hold APPROVE_STEP and
     be listed by the step, and the one who started the run may not unless the step allows self-approval."""
     listed = step.approver_roles
-    who = ", ".join(role.capitalize() + "s" for role in listed) or "nobody"
     if not can(user, Capability.APPROVE_STEP) or user.role not in listed:
-        return f"Only {who} may approve or reject this step."
+        return f"Only {step.approvers} may approve or reject this step."
     if run.triggered_by_id == user.id and not step.approval_self_allowed:
         return "You started this run, so someone else must approve or reject it."
     return None
