@@ -74,7 +74,7 @@ def make_run(
             step = StepRun(
                 run_id=run.id, step_key=f"step-{number + 1}", step_type="log", step_name=f"Step {number + 1}",
                 status=step_status, scheduled_at=started_at or queued_at, started_at=started_at,
-                finished_at=finished_at if step_status in ("completed", "failed", "cancelled") else None,
+                finished_at=finished_at if step_status in ("completed", "failed", "cancelled", "rejected") else None,
                 resume_at=utcnow() + timedelta(hours=1) if step_status == "waiting" else None,
             )
             db.session.add(step)
@@ -97,8 +97,9 @@ def make_run(
 
 def _step_status(run_status: RunStatus) -> str:
     return {
-        RunStatus.RUNNING: "running", RunStatus.WAITING: "waiting", RunStatus.WAITING_FOR_APPROVAL: "waiting",
-        RunStatus.FAILED: "failed", RunStatus.ERROR: "failed", RunStatus.REJECTED: "failed",
+        RunStatus.RUNNING: "running", RunStatus.WAITING: "waiting",
+        RunStatus.WAITING_FOR_APPROVAL: "waiting_for_approval", RunStatus.FAILED: "failed", RunStatus.ERROR: "failed",
+        RunStatus.REJECTED: "rejected",
         RunStatus.CANCELLED: "cancelled",
     }.get(run_status, "completed")
 
