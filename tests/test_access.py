@@ -84,6 +84,12 @@ PAGES = [
     ("POST", "/runs/{open}/cancel", only(RUNNERS, 302, 403)),
     ("POST", "/runs/{restricted}/cancel", gated(RUNNERS, 302)),
     ("POST", f"/runs/{MISSING_RUN}/cancel", only(RUNNERS, 404, 403)),
+    # The runs are pending, not failed: those who may retry are told it cannot be retried (409).
+    ("GET", "/runs/{open}/retry", only(RUNNERS, 409, 403)),
+    ("POST", "/runs/{open}/retry", only(RUNNERS, 409, 403)),
+    ("GET", "/runs/{restricted}/retry", gated(RUNNERS, 409)),
+    ("POST", "/runs/{restricted}/retry", gated(RUNNERS, 409)),
+    ("GET", f"/runs/{MISSING_RUN}/retry", only(RUNNERS, 404, 403)),
 ]
 API = [
     ("GET", "/api/v1/openapi.json", each(200)),
@@ -97,6 +103,12 @@ API = [
     ("GET", "/api/v1/runs/{restricted}", only({ADMIN}, 200, 404)),
     ("GET", "/api/v1/runs/{draft}", only({ADMIN}, 200, 404)),
     ("GET", f"/api/v1/runs/{MISSING_RUN}", each(404)),
+    ("POST", "/api/v1/runs/{open}/retry", only(RUNNERS, 409, 403)),
+    ("POST", "/api/v1/runs/{restricted}/retry", only({ADMIN}, 409, 404)),
+    ("POST", f"/api/v1/runs/{MISSING_RUN}/retry", each(404)),
+    ("POST", "/api/v1/runs/{open}/cancel", only(RUNNERS, 202, 403)),
+    ("POST", "/api/v1/runs/{restricted}/cancel", only({ADMIN}, 202, 404)),
+    ("POST", f"/api/v1/runs/{MISSING_RUN}/cancel", each(404)),
 ]
 ANONYMOUS_STATUS = {"/login": 200, "/api/v1/openapi.json": 200}  # open to everyone
 

@@ -19,7 +19,7 @@ from app.security import (
     visible_workflows,
 )
 from app.security.polls import AFTER, RUN_ID, poll_statement, quick_glance
-from app.services.runs import CancelOutcome, cancel_run
+from app.services.runs import CancelOutcome, cancel_run, plan_retry, retry_run
 from app.timeutil import utcnow
 from app.vocabulary import KINDS, LOG_LEVELS, TRIGGERS
 from app.web.inputs import BadInput, id_arg
@@ -207,6 +207,25 @@ def _rows_context(run: Run, log_filter: LogFilter, lines: list, *, live: bool, o
         "older": older,
         "tail": tail,
     }
+
+
+@bp.get("/runs/<int:run_id>/retry")
+@requires(Capability.RUN_WORKFLOW)
+def retry_plan(run_id: int):
+    """What retrying a failed run would do, step by step, with the button that does it."""
+    run = get_run_or_404(db.session, run_id, current_user)
+    return render_template("runs/retry.html", run=run, plan=plan_retry(db.session, run))
+
+
+@bp.post("/runs/<int:run_id>/retry")
+@requires(Capability.RUN_WORKFLOW)
+def retry(run_id: int):
+    """Queue the next attempt of a failed run, reusing its completed steps; back to the run's page."""
+    run = get_run_or_404(db.session, run_id, current_user)
+    plan = retry_run(db.session, run, current_user)
+    db.session.commit()
+    flash(f"Attempt {plan.attempt} queued: {len(plan.reused)} completed step(s) reused.", "success")
+    return redirect(url_for("runs.detail", run_id=run_id))
 
 
 @bp.get("/runs/<int:run_id>/log")

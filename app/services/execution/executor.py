@@ -56,6 +56,9 @@ def execute_run(session: Session, run_id: int, settings: ExecutorSettings, resum
     context = initial_context(definition, settings, run_id=run.id, trigger=run.trigger, attempt=run.attempt,
                               params=run.params, record=run.context)
     walker = Walker(definition, context, settings)
+    if run.cursor and run.cursor not in definition.steps:
+        return journal.settle(Errored("RESUME_STEP_MISSING", f"Step '{run.cursor}' is not in this version.",
+                                      f"The run cannot resume: step '{run.cursor}' is not in this version"))
     return journal.settle(_walk(journal, walker, _start(journal, walker, resume)))
 
 
@@ -68,6 +71,9 @@ def _start(journal: Journal, walker: Walker, resume: bool) -> str:
         waited = journal.finish_wait(walker)
         return walker.after(waited) if waited is not None else run.cursor or walker.first
     if run.cursor:
+        # A retry: the completed steps are loaded above and never run again; the walk resumes where it stopped.
+        journal.log(LogLevel.INFO, f"Attempt {run.attempt} of run #{run.id} started ({run.trigger_detail}), "
+                                   f"resuming at '{walker.spec(run.cursor).name}'")
         return run.cursor
     who = run.trigger_detail or run.trigger
     journal.log(LogLevel.INFO,
