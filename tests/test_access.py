@@ -90,6 +90,8 @@ PAGES = [
     ("GET", "/runs/{restricted}/retry", gated(RUNNERS, 409)),
     ("POST", "/runs/{restricted}/retry", gated(RUNNERS, 409)),
     ("GET", f"/runs/{MISSING_RUN}/retry", only(RUNNERS, 404, 403)),
+    ("POST", "/runs/{open}/steps/a/retry", only(RUNNERS, 409, 403)),
+    ("POST", "/runs/{restricted}/steps/a/retry", gated(RUNNERS, 409)),
 ]
 API = [
     ("GET", "/api/v1/openapi.json", each(200)),
@@ -106,6 +108,8 @@ API = [
     ("POST", "/api/v1/runs/{open}/retry", only(RUNNERS, 409, 403)),
     ("POST", "/api/v1/runs/{restricted}/retry", only({ADMIN}, 409, 404)),
     ("POST", f"/api/v1/runs/{MISSING_RUN}/retry", each(404)),
+    ("POST", "/api/v1/runs/{open}/steps/a/retry", only(RUNNERS, 409, 403)),
+    ("POST", "/api/v1/runs/{restricted}/steps/a/retry", only({ADMIN}, 409, 404)),
     ("POST", "/api/v1/runs/{open}/cancel", only(RUNNERS, 202, 403)),
     ("POST", "/api/v1/runs/{restricted}/cancel", only({ADMIN}, 202, 404)),
     ("POST", f"/api/v1/runs/{MISSING_RUN}/cancel", each(404)),

@@ -11,7 +11,7 @@ from app.queries.filters import RunFilter
 from app.queries.runs import runs_page
 from app.security import Capability, can, visible_workflow_ids, visible_workflows, workflow_visible
 from app.services.errors import Conflict, Invalid, NotFound, PermissionDenied
-from app.services.runs import CancelOutcome, cancel_run, retry_run, start_run
+from app.services.runs import CancelOutcome, cancel_run, retry_run, retry_step, start_run
 from app.services.users import user_for_token
 from app.vocabulary import Trigger
 from app.web.errors import json_error
@@ -162,6 +162,17 @@ def retry(run_id: int):
     return jsonify({"id": run_id, "attempt": plan.attempt, "status": "pending", "plan": plan.as_json(),
                     "url": url_for("api.get_run", run_id=run_id, _external=True),
                     "html_url": url_for("runs.detail", run_id=run_id, _external=True)}), 202
+
+
+@bp.post("/runs/<int:run_id>/steps/<step_key>/retry")
+@token_required
+def retry_one_step(run_id: int, step_key: str):
+    """Run the step a failed run stopped at again, with the same input, in the same attempt (the page's Retry
+    step); 202."""
+    step = retry_step(db.session, _visible_run(run_id), step_key, g.api_user)
+    db.session.commit()
+    return jsonify({"id": run_id, "status": "pending", "step": step.step_key, "retries": step.retries + 1,
+                    "url": url_for("api.get_run", run_id=run_id, _external=True)}), 202
 
 
 @bp.post("/runs/<int:run_id>/cancel")

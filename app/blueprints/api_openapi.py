@@ -95,6 +95,16 @@ def _paths() -> dict:
                 parameters=[_RUN_ID],
             ),
         },
+        "/runs/{run_id}/steps/{step_key}/retry": {
+            "post": _operation(
+                "retryStep", "Run the step a failed run stopped at again, with the same input, in the same attempt",
+                {202: ("The step was queued to run again; the run goes on after it if it succeeds",
+                       "StepRetryQueued")},
+                errors=(403, 404, 409),
+                parameters=[_RUN_ID, {"name": "step_key", "in": "path", "required": True,
+                                      "description": "The failed step's key", "schema": {"type": "string"}}],
+            ),
+        },
         "/runs/{run_id}/cancel": {
             "post": _operation(
                 "cancelRun", "Cancel a run: at once when pending or parked, after its current step when running",
@@ -244,6 +254,13 @@ SCHEMAS = {
         }),
         "url": {"type": "string", "format": "uri"},
         "html_url": {"type": "string", "format": "uri"},
+    }),
+    "StepRetryQueued": _object({
+        "id": {"type": "integer"},
+        "status": {"type": "string", "enum": [RunStatus.PENDING.value]},
+        "step": {"type": "string"},
+        "retries": {"type": "integer", "minimum": 1, "description": "How many times the step has been retried"},
+        "url": {"type": "string", "format": "uri"},
     }),
     "CancelAnswer": _object({
         "id": {"type": "integer"},

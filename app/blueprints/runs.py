@@ -19,7 +19,7 @@ from app.security import (
     visible_workflows,
 )
 from app.security.polls import AFTER, RUN_ID, poll_statement, quick_glance
-from app.services.runs import CancelOutcome, cancel_run, plan_retry, retry_run
+from app.services.runs import CancelOutcome, cancel_run, plan_retry, retry_run, retry_step
 from app.timeutil import utcnow
 from app.vocabulary import KINDS, LOG_LEVELS, TRIGGERS
 from app.web.inputs import BadInput, id_arg
@@ -225,6 +225,19 @@ def retry(run_id: int):
     plan = retry_run(db.session, run, current_user)
     db.session.commit()
     flash(f"Attempt {plan.attempt} queued: {len(plan.reused)} completed step(s) reused.", "success")
+    return redirect(url_for("runs.detail", run_id=run_id))
+
+
+@bp.post("/runs/<int:run_id>/steps/<step_key>/retry")
+@requires(Capability.RUN_WORKFLOW)
+def retry_failed_step(run_id: int, step_key: str):
+    """Run the step a failed run stopped at again, with the same input, in the same attempt."""
+    run = get_run_or_404(db.session, run_id, current_user)
+    step = retry_step(db.session, run, step_key, current_user)
+    db.session.commit()
+    flash(f"Step '{step.step_name}' queued to run again with the same input.", "success")
+    if htmx:
+        return render_template("runs/_run.html", **_panel_context(run, *_panel_state(run_id)))
     return redirect(url_for("runs.detail", run_id=run_id))
 
 

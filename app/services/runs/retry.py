@@ -103,11 +103,7 @@ def plan_retry(session: Session, run: Run) -> RetryPlan:
 
 def retry_run(session: Session, run: Run, user: User) -> RetryPlan:
     """Queue attempt N+1 of a failed run as the plan says; the caller commits (which enqueues it)."""
-    if not can(user, Capability.RUN_WORKFLOW):
-        raise PermissionDenied("Your role cannot run workflows, so it cannot retry them.")
-    if run.workflow.allowed_roles and user.role not in run.workflow.allowed_roles and not can(
-            user, Capability.VIEW_DRAFTS):
-        raise PermissionDenied("Your role is not allowed to run this workflow.")
+    _check_may_run(run, user)
     plan = plan_retry(session, run)
     earlier = RunAttempt(
         run_id=run.id, number=run.attempt, version_id=run.version_id, trigger_detail=run.trigger_detail,
@@ -183,3 +179,42 @@ def _version_for(run: Run, previous: Definition, published: WorkflowVersion | No
                                  f"{previous.steps[key].type} step before.")
     return published, None
 
+
+
+def retry_step(session: Session, run: Run, step_key: str, user: User) -> StepRun:
+    """Queue the step a failed run stopped at to run again in the same attempt, with the input it had (its retry
+    count goes up; the run's version does not change); if it succeeds the run continues from the next step. The
+    caller commits (which enqueues it). Conflict when the run did not fail, or at another step."""
+    _check_may_run(run, user)
+    status = RunStatus(run.status)
+    if status not in RETRYABLE:
+        raise Conflict(f"Only a step of a failed run can be retried; this run is {status.label.lower()}.")
+    failed = session.scalars(
+        sa.select(StepRun).where(StepRun.run_id == run.id, StepRun.attempt == run.attempt)
+        .order_by(StepRun.id.desc()).limit(1)
+    ).first()
+    if failed is None or failed.status != StepStatus.FAILED:
+        raise Conflict("This run did not stop at a failed step; retry the run instead.")
+    if failed.step_key != step_key:
+        raise Conflict(f"Only the step the run failed at ('{failed.step_name}') can be retried on its own.")
+    change = change_status(
+        session, run.id, RunStatus.PENDING, only_from=RETRYABLE, actor=user, action=AuditAction.RETRY_STEP,
+        message=f"Step '{failed.step_name}' queued to run again by {user.email} (retry {failed.retries + 1})",
+        cursor=step_key, finished_at=None, heartbeat_at=None, cancel_requested_at=None, cancelled_by_id=None,
+        error_code=None, error_message=None, result=None,
+    )
+    if not change.changed:
+        raise Conflict(f"The run is {change.new.label.lower()} now; only a failed run's step can be retried.")
+    failed.status = StepStatus.QUEUED.value
+    run_id, queue, attempt = run.id, run.queue, run.attempt
+    session.expire(run)
+    after_commit(session, lambda: enqueue_execute(run_id, queue, attempt))
+    return failed
+
+
+def _check_may_run(run: Run, user: User) -> None:
+    if not can(user, Capability.RUN_WORKFLOW):
+        raise PermissionDenied("Your role cannot run workflows, so it cannot retry them.")
+    if run.workflow.allowed_roles and user.role not in run.workflow.allowed_roles and not can(
+            user, Capability.VIEW_DRAFTS):
+        raise PermissionDenied("Your role is not allowed to run this workflow.")
