@@ -13,7 +13,7 @@ from app.extensions import db
 from app.models import AuditEvent, LogEntry, Run, StepRun
 from app.security.outbound import OutboundPolicy
 from tests.conftest import csrf_token
-from tests.factories import get_run, start, steps_workflow, work_once
+from tests.factories import get_run, issue_api_token, start, steps_workflow, work_once
 
 
 class Remote:
@@ -238,17 +238,10 @@ def test_a_viewer_sees_no_retry_and_may_not_retry(app, client, make_user, load_w
 
 
 def test_the_api_retries_and_cancels(app, client, make_user, load_workflow, remote):
-    from app.services.users import issue_token
-
     load_workflow(chain(remote))
     remote.failing.add("/post")
     email = make_user("operator")
-    with app.app_context():
-        from app.models import User
-
-        token = issue_token(db.session, db.session.scalar(sa.select(User).where(User.email == email)))
-        db.session.commit()
-    auth = {"Authorization": f"Bearer {token}"}
+    auth = {"Authorization": f"Bearer {issue_api_token(app, email)}"}
     run_id = start(app, "chain", email)
     assert client.post(f"/api/v1/runs/{run_id}/retry", headers=auth).status_code == 409  # pending, not failed
     work_once(app)
@@ -263,3 +256,139 @@ def test_the_api_retries_and_cancels(app, client, make_user, load_workflow, remo
                                                                      "status": "cancelled"}
     again = client.post(f"/api/v1/runs/{run_id}/cancel", headers=auth)
     assert again.status_code == 409 and "already finished" in again.get_json()["error"]
+
+
+# ---------------------------------------------------------------- Retry step (X3)
+
+
+def test_retry_step_runs_the_failed_step_again_with_the_same_input_then_goes_on(app, client, make_user,
+                                                                                 load_workflow, remote):
+    load_workflow(chain(remote))
+    remote.failing.add("/post")
+    with signed_in(client, make_user) as email:
+        run_id = start(app, "chain", email)
+        work_once(app)
+        page = client.get(f"/runs/{run_id}").get_data(as_text=True)
+        assert 'id="retry-step-post"' in page and 'id="retry-step-fetch"' not in page
+        with app.app_context():
+            before = db.session.scalar(sa.select(StepRun.input).where(StepRun.run_id == run_id,
+                                                                      StepRun.step_key == "post"))
+        # Only the step the run failed at may be retried on its own.
+        token = csrf_token(client, f"/runs/{run_id}")
+        assert client.post(f"/runs/{run_id}/steps/fetch/retry", data={"csrf_token": token}).status_code == 409
+        remote.failing.clear()
+        assert client.post(f"/runs/{run_id}/steps/post/retry", data={"csrf_token": token}).status_code == 302
+        work_once(app)
+    run = get_run(app, run_id)
+    assert (run.status, run.attempt) == ("completed", 1)
+    assert remote.calls == {"/fetch": 1, "/check": 1, "/post": 2}
+    with app.app_context():
+        rows = db.session.execute(sa.select(StepRun.step_key, StepRun.status, StepRun.retries, StepRun.input)
+                                  .where(StepRun.run_id == run_id).order_by(StepRun.id)).all()
+    assert [(k, s, r) for k, s, r, _ in rows] == [("fetch", "completed", 0), ("check", "completed", 0),
+                                                  ("post", "completed", 1), ("report", "completed", 0)]
+    assert rows[2].input == before
+
+
+def test_the_api_retries_a_step_and_refuses_one_the_run_did_not_fail_at(app, client, make_user, load_workflow,
+                                                                       remote):
+    load_workflow(chain(remote))
+    remote.failing.add("/post")
+    email = make_user("operator")
+    auth = {"Authorization": f"Bearer {issue_api_token(app, email)}"}
+    run_id = start(app, "chain", email)
+    work_once(app)
+    refused = client.post(f"/api/v1/runs/{run_id}/steps/check/retry", headers=auth)
+    assert refused.status_code == 409 and "'Post'" in refused.get_json()["error"]
+    remote.failing.clear()
+    answer = client.post(f"/api/v1/runs/{run_id}/steps/post/retry", headers=auth)
+    assert answer.status_code == 202 and answer.get_json()["retries"] == 1
+    work_once(app)
+    assert get_run(app, run_id).status == "completed"
+
+
+# ---------------------------------------------------------------- automatic retries (X8)
+
+
+def flaky(remote: Remote, **policy) -> dict:
+    definition = chain(remote, key="flaky")
+    definition["steps"][2]["retry"] = {"max_attempts": 3, "backoff_seconds": 1, "backoff": "exponential",
+                                       "on": ["HTTP_5XX"], **policy}
+    return definition
+
+
+def _tries(app, run_id: int, key: str = "post") -> list:
+    with app.app_context():
+        return db.session.execute(sa.select(StepRun.status, StepRun.retries, StepRun.started_at,
+                                            StepRun.error_code, StepRun.resume_at)
+                                  .where(StepRun.run_id == run_id, StepRun.step_key == key)
+                                  .order_by(StepRun.id)).all()
+
+
+def test_automatic_retries_back_off_and_keep_every_try(app, make_user, load_workflow, remote, drain):
+    load_workflow(flaky(remote))
+    remote.failing.add("/post")
+    run_id = start(app, "flaky", make_user("operator"))
+    work_once(app)
+    # The first try failed: the run waits, holding no worker, with the next try due in 1 s.
+    assert get_run(app, run_id).status == "waiting"
+    (first,) = _tries(app, run_id)
+    assert (first.status, first.error_code) == ("waiting", "HTTP_503") and first.resume_at is not None
+    drain()
+    run = get_run(app, run_id)
+    assert (run.status, run.error_code) == ("failed", "HTTP_503")
+    assert remote.calls["/post"] == 3 and remote.calls["/fetch"] == 1
+    tries = _tries(app, run_id)
+    assert [(t.status, t.retries) for t in tries] == [("failed", 0), ("failed", 1), ("failed", 2)]
+    # Exponential back-off: 1 s, then 2 s, between the tries.
+    assert (tries[1].started_at - tries[0].started_at).total_seconds() >= 1.0
+    assert (tries[2].started_at - tries[1].started_at).total_seconds() >= 2.0
+    with app.app_context():
+        messages = db.session.scalars(sa.select(LogEntry.message).where(LogEntry.run_id == run_id)).all()
+    assert any("try 2 of 3 in 1 s" in m for m in messages)
+    assert any("try 3 of 3 in 2 s" in m for m in messages)
+
+
+def test_an_automatic_retry_that_succeeds_lets_the_run_complete(app, make_user, load_workflow, remote, drain):
+    load_workflow(flaky(remote, backoff="fixed"))
+    remote.failing.add("/post")
+    run_id = start(app, "flaky", make_user("operator"))
+    work_once(app)
+    remote.failing.clear()
+    drain()
+    assert get_run(app, run_id).status == "completed"
+    assert [(t.status, t.retries) for t in _tries(app, run_id)] == [("failed", 0), ("completed", 1)]
+    assert remote.calls == {"/fetch": 1, "/check": 1, "/post": 2}
+
+
+def test_an_error_the_policy_does_not_name_fails_at_once(app, make_user, load_workflow, remote):
+    load_workflow(flaky(remote, on=["HTTP_TIMEOUT"]))
+    remote.failing.add("/post")
+    run_id = start(app, "flaky", make_user("operator"))
+    work_once(app)
+    assert get_run(app, run_id).status == "failed"
+    assert remote.calls["/post"] == 1
+
+
+@pytest.mark.parametrize("retry, field", [
+    ({"max_attempts": 0}, "steps[0].retry.max_attempts"),
+    ({"max_attempts": 3, "backoff": "linear"}, "steps[0].retry.backoff"),
+    ({"max_attempts": 3, "on": ["http 500"]}, "steps[0].retry.on"),
+    ({"max_attempts": 3, "backoff_seconds": -1}, "steps[0].retry.backoff_seconds"),
+    ("three times", "steps[0].retry"),
+])
+def test_a_bad_retry_policy_is_refused_naming_the_field(retry, field):
+    from app.engine.definition import DefinitionError, parse_definition
+
+    with pytest.raises(DefinitionError) as caught:
+        parse_definition(steps_workflow("bad", [{"key": "a", "type": "noop", "retry": retry}]))
+    assert field in [f for f, _ in caught.value.errors]
+
+
+def test_error_code_families_in_a_policy():
+    from app.engine.retry import RetryPolicy
+
+    policy = RetryPolicy(3, 1, on=("HTTP_5XX", "HTTP_TIMEOUT"))
+    assert policy.covers("HTTP_503") and policy.covers("HTTP_TIMEOUT")
+    assert not policy.covers("HTTP_404") and not policy.covers("HTTP_5000") and not policy.covers("HTTP_CONNECTION")
+    assert RetryPolicy(2, 0).covers("ANYTHING")
