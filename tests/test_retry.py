@@ -141,6 +141,8 @@ def test_the_run_page_shows_each_attempt_and_groups_steps_by_attempt(app, client
         _retry(client, run_id)
         work_once(app)
         page = client.get(f"/runs/{run_id}").get_data(as_text=True)
+        listed = client.get("/runs").get_data(as_text=True)
+    assert "2 attempts" in listed
     assert 'id="run-attempts"' in page
     assert f"retry by {email}" in page
     assert 'id="attempt-1-steps"' in page and 'id="attempt-2-steps"' in page
