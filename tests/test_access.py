@@ -91,6 +91,11 @@ PAGES = [
     ("POST", "/runs/{restricted}/retry", gated(RUNNERS, 409)),
     ("GET", f"/runs/{MISSING_RUN}/retry", only(RUNNERS, 404, 403)),
     ("POST", "/runs/{open}/steps/a/retry", only(RUNNERS, 409, 403)),
+    # The Run dialog's parts answer htmx; a plain request is sent to the page that does the same.
+    ("GET", "/workflows/open/run-dialog", only(RUNNERS, 302, 403)),
+    ("GET", "/workflows/restricted/run-dialog", gated(RUNNERS, 302)),
+    ("GET", "/runs/{open}/dialog", each(302)),
+    ("GET", "/runs/{restricted}/dialog", only({ADMIN}, 302, 404)),
     ("POST", "/runs/{restricted}/steps/a/retry", gated(RUNNERS, 409)),
 ]
 API = [

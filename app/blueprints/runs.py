@@ -241,6 +241,26 @@ def retry_failed_step(run_id: int, step_key: str):
     return redirect(url_for("runs.detail", run_id=run_id))
 
 
+@bp.get("/runs/<int:run_id>/dialog")
+def dialog(run_id: int):
+    """The Run dialog's live view of a run; a poll whose view has not changed gets an empty 204 (the panel's
+    marker says when)."""
+    if _panel_unchanged(run_id):
+        return Response(status=204)
+    return _dialog(run_id)
+
+
+@requires(Capability.VIEW_RUNS)
+def _dialog(run_id: int):
+    workers, marker = _panel_state(run_id)
+    if not htmx:
+        return redirect(url_for("runs.detail", run_id=run_id))
+    if request.args.get("seen") == marker:
+        return Response(status=204)
+    run = get_run_or_404(db.session, run_id, current_user)
+    return render_template("runs/_dialog.html", **_panel_context(run, workers, marker))
+
+
 @bp.get("/runs/<int:run_id>/log")
 def log(run_id: int):
     """The job log: the whole panel (for a new level or search), with ?after=ID only the newer lines (204 when
@@ -324,8 +344,11 @@ def cancel(run_id: int):
         CancelOutcome.REQUESTED: ("Cancel requested: the run stops after its current step.", "info"),
         CancelOutcome.FINISHED: (f"The run had already finished ({result.status.label.lower()}).", "warning"),
     }
-    flash(*messages[result.outcome])
     db.session.expire_all()
+    if htmx and htmx.target == "dialog-content":
+        run = db.session.get(Run, run_id)
+        return render_template("runs/_dialog.html", **_panel_context(run, *_panel_state(run.id)))
+    flash(*messages[result.outcome])
     if htmx:
         run = db.session.get(Run, run_id)
         return render_template("runs/_run.html", **_panel_context(run, *_panel_state(run.id)))
