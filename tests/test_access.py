@@ -90,6 +90,19 @@ PAGES = [
     ("POST", "/runs/{open}/approval", only(APPROVERS, 422, 403)),
     ("POST", "/runs/{restricted}/approval", gated(APPROVERS, 422)),
     ("POST", f"/runs/{MISSING_RUN}/approval", only(APPROVERS, 404, 403)),
+    # The runs are pending, not failed: those who may retry are told it cannot be retried (409).
+    ("GET", "/runs/{open}/retry", only(RUNNERS, 409, 403)),
+    ("POST", "/runs/{open}/retry", only(RUNNERS, 409, 403)),
+    ("GET", "/runs/{restricted}/retry", gated(RUNNERS, 409)),
+    ("POST", "/runs/{restricted}/retry", gated(RUNNERS, 409)),
+    ("GET", f"/runs/{MISSING_RUN}/retry", only(RUNNERS, 404, 403)),
+    ("POST", "/runs/{open}/steps/a/retry", only(RUNNERS, 409, 403)),
+    # The Run dialog's parts answer htmx; a plain request is sent to the page that does the same.
+    ("GET", "/workflows/open/run-dialog", only(RUNNERS, 302, 403)),
+    ("GET", "/workflows/restricted/run-dialog", gated(RUNNERS, 302)),
+    ("GET", "/runs/{open}/dialog", each(302)),
+    ("GET", "/runs/{restricted}/dialog", only({ADMIN}, 302, 404)),
+    ("POST", "/runs/{restricted}/steps/a/retry", gated(RUNNERS, 409)),
 ]
 API = [
     ("GET", "/api/v1/openapi.json", each(200)),
@@ -106,6 +119,14 @@ API = [
     ("POST", "/api/v1/runs/{open}/approval", only(APPROVERS, 422, 403)),
     ("POST", "/api/v1/runs/{restricted}/approval", only({ADMIN}, 422, 404)),
     ("POST", f"/api/v1/runs/{MISSING_RUN}/approval", each(404)),
+    ("POST", "/api/v1/runs/{open}/retry", only(RUNNERS, 409, 403)),
+    ("POST", "/api/v1/runs/{restricted}/retry", only({ADMIN}, 409, 404)),
+    ("POST", f"/api/v1/runs/{MISSING_RUN}/retry", each(404)),
+    ("POST", "/api/v1/runs/{open}/steps/a/retry", only(RUNNERS, 409, 403)),
+    ("POST", "/api/v1/runs/{restricted}/steps/a/retry", only({ADMIN}, 409, 404)),
+    ("POST", "/api/v1/runs/{open}/cancel", only(RUNNERS, 202, 403)),
+    ("POST", "/api/v1/runs/{restricted}/cancel", only({ADMIN}, 202, 404)),
+    ("POST", f"/api/v1/runs/{MISSING_RUN}/cancel", each(404)),
 ]
 ANONYMOUS_STATUS = {"/login": 200, "/api/v1/openapi.json": 200}  # open to everyone
 

@@ -67,6 +67,7 @@ class StepStatus(str, Enum):
     CANCELLED = "cancelled"  # the run was cancelled while this step waited or ran
     WAITING_FOR_APPROVAL = "waiting_for_approval"  # an approval step nobody has decided on yet
     REJECTED = "rejected"  # an approval step someone rejected, or that nobody decided on in time
+    QUEUED = "queued"  # a failed step queued to run again with the same input (Retry step)
 
     @property
     def label(self) -> str:

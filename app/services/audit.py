@@ -18,6 +18,8 @@ class AuditAction(str, Enum):
     APPROVE_STEP = "approve_step"  # someone approved a run's approval step; the run resumes
     REJECT_STEP = "reject_step"  # someone rejected a run's approval step; the run ended as rejected
     APPROVAL_TIMEOUT = "approval_timeout"  # nobody decided on an approval step in time; the run ended as rejected
+    RETRY_RUN = "retry_run"  # a failed run was queued again as a new attempt that reuses its completed steps
+    RETRY_STEP = "retry_step"  # a failed run's failed step was queued again, in the same attempt
 
 
 Actor = User | str  # a person, or the name of the process that acted (reconciler, worker)

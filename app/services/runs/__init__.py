@@ -3,10 +3,11 @@ from app.services.runs.approvals import (
     Decision, DecisionResult, decide, expire_approval, refusal, waiting_approval,
 )
 from app.services.runs.cancel import CancelOutcome, CancelResult, cancel_run
+from app.services.runs.retry import RetryPlan, plan_retry, retry_run, retry_step
 from app.services.runs.start import MAX_RECORD_KEY, check_record, definition_of, last_run_times, start_run
 
 __all__ = [
     "Decision", "DecisionResult", "decide", "expire_approval", "refusal", "waiting_approval",
     "MAX_RECORD_KEY", "CancelOutcome", "CancelResult", "cancel_run", "check_record", "definition_of",
-    "last_run_times", "start_run",
+    "last_run_times", "RetryPlan", "plan_retry", "retry_run", "retry_step", "start_run",
 ]

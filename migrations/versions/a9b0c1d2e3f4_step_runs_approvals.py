@@ -1,15 +1,15 @@
 """step_runs: approval steps (what they ask, who may decide, by when) and their decisions (who, when, comment)
 
-Revision ID: f7a8b9c0d1e2
-Revises: d1e2f3a4b5c6
+Revision ID: a9b0c1d2e3f4
+Revises: f7a8b9c0d1e2
 Create Date: 2026-11-22 05:30:00
 
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "f7a8b9c0d1e2"
-down_revision = "d1e2f3a4b5c6"
+revision = "a9b0c1d2e3f4"
+down_revision = "f7a8b9c0d1e2"
 branch_labels = None
 depends_on = None
 
