@@ -144,8 +144,11 @@ def _fresh_state(request):
     app = request.getfixturevalue("app")
     from app.extensions import db, queues
 
+    from app.services.execution.executor import forget_definitions
+
     with app.app_context():
         _empty_tables(db)
+        forget_definitions()  # emptied tables give out version ids again; a real database never does
         queues.connection.flushdb()
         queues.connection.set(SESSION_MARK, os.getpid(), ex=3 * 3600)
     yield
@@ -268,7 +271,7 @@ def live_server(app, sandbox_port):
 
 @pytest.fixture
 def drain(app, live_server):
-    """Run real RQ work: a forking FlowdeskWorker in burst mode, plus rq-scheduler for parked runs.
+    """Run real RQ work: a FlowdeskWorker in burst mode, plus rq-scheduler for parked runs.
 
     Returns a function that works until no job is queued or scheduled (or `timeout` passes).
     """

@@ -6,7 +6,7 @@ from flask import current_app
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.orm import Session
 
-from app.engine.definition import END, DefinitionError, parse_definition
+from app.engine.definition import END, Definition, DefinitionError, parse_definition
 from app.engine.events import AwaitingApproval, Errored, Event, Failed, Parked
 from app.engine.states import RunStatus, StepStatus
 from app.engine.walker import WalkSettings, Walker, initial_context
@@ -17,6 +17,9 @@ from app.services.execution.journal import SKIPPED, Journal, Outcome, heartbeat
 from app.services.execution.queueing import schedule_approval_timeout, schedule_resume
 from app.timeutil import utcnow
 from app.vocabulary import LogLevel
+
+
+MAX_DEFINITIONS = 256  # parsed definitions a worker keeps
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,15 @@ def execute_run(session: Session, run_id: int, settings: ExecutorSettings, resum
     if not resume:
         values["started_at"] = sa.func.coalesce(Run.started_at, now)
     run = claim_run(session, run_id, source, **values)
-    session.commit()
+    if run is None or session.get_bind().dialect.name != "postgresql":
+        session.commit()
+    # On PostgreSQL the claim commits with the first checkpoint (at the latest before a step that may block, or
+    # after checkpoint_seconds): its row lock already stops a second claim, and a short run then costs one
+    # transaction. SQLite would hold its one write lock for that long, so there the claim commits at once.
     if run is None:
         return SKIPPED
-    document = session.scalar(sa.select(WorkflowVersion.definition).where(WorkflowVersion.id == run.version_id))
     try:
-        definition = parse_definition(document)
+        definition = definition_for(session, run.version_id)
     except DefinitionError as exc:
         journal = Journal(session, run, settings.checkpoint_seconds)
         return journal.settle(Errored("INVALID_DEFINITION", str(exc), f"The workflow definition is invalid: {exc}"))
@@ -74,6 +80,28 @@ class Start:
     key: str
     again: StepRun | None = None
     tried: int = 0
+
+
+_definitions: dict[int, Definition] = {}
+
+
+def definition_for(session: Session, version_id: int) -> Definition:
+    """The parsed definition of a version, read and parsed once per process: a version never changes once
+    saved (an edit saves a new one), and reading and parsing it was a round trip and a fifth of a short run's
+    CPU. DefinitionError when it is invalid (not kept, so every run says so)."""
+    found = _definitions.get(version_id)
+    if found is None:
+        document = session.scalar(sa.select(WorkflowVersion.definition).where(WorkflowVersion.id == version_id))
+        found = parse_definition(document)
+        if len(_definitions) >= MAX_DEFINITIONS:
+            _definitions.clear()
+        _definitions[version_id] = found
+    return found
+
+
+def forget_definitions() -> None:
+    """Drop the parsed definitions (after a warm-up, whose rolled-back version id SQLite may give out again)."""
+    _definitions.clear()
 
 
 def _start(journal: Journal, walker: Walker, resume: bool) -> Start:

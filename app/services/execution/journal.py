@@ -83,7 +83,9 @@ class Journal:
         self.session.flush()
         if self._lines:
             rows = [{**row, "step_run_id": sr.id if sr is not None else None} for sr, row in self._lines]
-            self.session.execute(sa.insert(LogEntry), rows)
+            # Core's insert of the table, not the ORM's bulk insert: that splits the rows into one INSERT per
+            # run of rows with the same non-NULL columns (a run's line, its steps' lines, a run's line: three).
+            self.session.execute(sa.insert(LogEntry.__table__), rows)
             self._lines = []
 
     def due(self) -> bool:

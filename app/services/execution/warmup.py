@@ -3,7 +3,7 @@ from sqlalchemy.orm import Session
 
 from app.database import rollback_connection
 from app.models import Run, Workflow, WorkflowVersion
-from app.services.execution.executor import ExecutorSettings, execute_run
+from app.services.execution.executor import ExecutorSettings, execute_run, forget_definitions
 
 WARM_UP_DEFINITION = {
     "key": "flowdesk-warm-up",
@@ -41,3 +41,4 @@ def warm_up(engine) -> None:
             execute_run(session, run.id, settings, resume=True)
         finally:
             session.close()
+            forget_definitions()
