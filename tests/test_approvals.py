@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from app.engine.definition import DefinitionError, parse_definition
 from app.extensions import db, queues
-from app.models import AuditEvent, LogEntry, Run, StepRun
+from app.models import AuditEvent, LogEntry
 from tests.conftest import PASSWORD, csrf_token
 from tests.factories import get_run, issue_api_token, start, steps_workflow, work_once
 

@@ -1,6 +1,6 @@
 """Approvals waiting for a person's decision: the "Waiting for me" list and its count in the navigation."""
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
