@@ -108,7 +108,7 @@ def run_dialog(key: str):
     if source is not None:
         run = get_run_or_404(db.session, source, current_user)
         if run.workflow_id == workflow.id:
-            values = dict(run.params or {})
+            values = {name: value for name, value in (run.params or {}).items() if value is not None}
     if not htmx:
         return redirect(url_for("workflows.detail", key=key))
     message = None if workflow.can_run else "This workflow cannot run now: it is a draft or disabled."
