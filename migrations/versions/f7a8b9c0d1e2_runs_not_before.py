@@ -1,0 +1,24 @@
+"""runs.not_before: a replay set for a later time stays pending, scheduled, until rq-scheduler queues it
+
+Revision ID: f7a8b9c0d1e2
+Revises: d1e2f3a4b5c6
+Create Date: 2026-11-22 05:20:00
+
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "f7a8b9c0d1e2"
+down_revision = "d1e2f3a4b5c6"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("runs") as batch:
+        batch.add_column(sa.Column("not_before", sa.DateTime(), nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table("runs") as batch:
+        batch.drop_column("not_before")
