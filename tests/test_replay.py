@@ -134,6 +134,8 @@ def test_edited_values_are_checked_like_a_new_run_naming_each_field(app, client,
     for bad_at in ("2020-01-01T00:00:00Z", "", 12, "9999-12-31T23:59"):
         response = api(client, app, manager, source_id, {"at": bad_at})
         assert response.status_code == 422 and set(response.get_json()["fields"]) == {"at"}, (bad_at, response.json)
+    response = api(client, app, manager, source_id, {"record": '{"key": "INV-1"}'})  # JSON text is the form's way
+    assert response.status_code == 422 and set(response.get_json()["fields"]) == {"record"}
     response = api(client, app, manager, source_id, {"params": {"name": None}})  # cleared: it is required
     assert response.status_code == 422 and response.get_json()["fields"] == {"name": "is required"}
     response = api(client, app, manager, source_id, {"when": "now"})

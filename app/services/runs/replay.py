@@ -116,7 +116,7 @@ def replay_run(
     context = plan.record
     record_key = None
     try:
-        context = _record(record, plan.record)
+        context = _record(record, plan.record, from_form)
         record_key = check_record(context)
     except ParamErrors as exc:
         errors.update(exc.errors)
@@ -178,11 +178,11 @@ def _edited(original: dict, edits, from_form: bool):
     return {**original, **edits}
 
 
-def _record(edit, original: dict | None) -> dict | None:
+def _record(edit, original: dict | None, from_form: bool) -> dict | None:
     """The replay's context record: the source's unless `edit` gives one (JSON text from the form)."""
-    if edit is None or (isinstance(edit, str) and not edit.strip()):
+    if edit is None or (from_form and isinstance(edit, str) and not edit.strip()):
         return original
-    if isinstance(edit, str):
+    if from_form and isinstance(edit, str):
         try:
             edit = strictjson.loads(edit)
         except strictjson.JsonRejected as exc:
