@@ -1,6 +1,6 @@
 """runs.not_before: a replay set for a later time stays pending, scheduled, until rq-scheduler queues it
 
-Revision ID: f7a8b9c0d1e2
+Revision ID: b6e2d9f4a1c7
 Revises: d1e2f3a4b5c6
 Create Date: 2026-11-22 05:20:00
 
@@ -8,7 +8,7 @@ Create Date: 2026-11-22 05:20:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "f7a8b9c0d1e2"
+revision = "b6e2d9f4a1c7"
 down_revision = "d1e2f3a4b5c6"
 branch_labels = None
 depends_on = None
