@@ -342,6 +342,71 @@ def test_failed_run_shows_error_and_suggested_fix(page, demo_workflows, make_use
     assert_not_reloaded(page)
 
 
+def test_retry_a_failed_run_from_its_plan_and_see_the_second_attempt(page, demo_workflows, make_user,
+                                                                     worker_processes):
+    """Retry run shows the plan first: the step that completed is reused, the failed one runs again. Nothing was
+    corrected, so attempt 2 fails at the same step, and the first step did not run again."""
+    from playwright.sync_api import expect
+
+    sign_in(page, make_user("operator"))
+    run_id = start_run(page, "payment-reminders", lambda p: p.fill("#param-since", recent_since()))
+    expect(page.locator("#run-status")).to_have_text("Failed", timeout=WORK_TIMEOUT_MS)
+    page.get_by_role("link", name="Retry run").click()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}/retry$"))
+    plan = page.locator("#retry-plan")
+    expect(plan.locator('tr[data-step="overdue"]')).to_contain_text("reused (completed in attempt 1)")
+    expect(plan.locator('tr[data-step="send"]')).to_contain_text("runs again")
+    expect(plan.locator('tr[data-step="done"]')).to_contain_text("runs")
+    assert_accessible(page, "retry-plan")
+    page.get_by_role("button", name=re.compile("Retry from")).click()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}$"))
+    expect(page.locator("#run-attempts")).to_be_visible(timeout=WORK_TIMEOUT_MS)
+    expect(page.locator("#run-status")).to_have_text("Failed", timeout=WORK_TIMEOUT_MS)
+    expect(page.locator("#attempt-2-steps")).to_be_visible()
+    expect(page.locator('li.step[data-step="overdue"]')).to_have_count(1)
+    expect(page.locator('li.step[data-step="send"]')).to_have_count(2)
+    expect(page.locator("#run-attempts tbody tr")).to_have_count(2)
+    expect(page.get_by_role("button", name="Retry step")).to_be_visible()
+    assert_accessible(page, "run-with-two-attempts")
+
+
+def test_the_run_dialog_end_to_end(page, demo_workflows, make_user, worker_processes):
+    """Run on the workflow list opens a dialog with the form; Start execution keeps it open and follows the run
+    live to its results; Test again shows the same values; Close (or Escape) shuts it and gives the focus back."""
+    from playwright.sync_api import expect
+
+    sign_in(page, make_user("operator"))
+    page.goto("/workflows")
+    mark_page(page)
+    opener = page.get_by_role("link", name="Run Invoice sync")
+    opener.click()
+    dialog = page.locator("#run-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("heading", name="Run Invoice sync")).to_be_visible()
+    assert_accessible(page, "run-dialog-form")
+    since = recent_since()
+    dialog.locator("#param-since").fill(since)
+    dialog.get_by_role("button", name="Start execution").click()
+    expect(dialog.locator("#dialog-status")).to_have_text("Waiting", timeout=WORK_TIMEOUT_MS)
+    expect(dialog.locator('#dialog-steps li[data-step="pause"]')).to_contain_text("Waiting")
+    assert_accessible(page, "run-dialog-live")
+    expect(dialog.locator("#dialog-status")).to_have_text("Completed", timeout=25_000)
+    expect(dialog.get_by_text("Workflow results")).to_be_visible()
+    expect(dialog.get_by_role("link", name="View details")).to_have_attribute("href", re.compile(r"/runs/\d+$"))
+    dialog.get_by_role("button", name="Test again").click()
+    expect(dialog.locator("#param-since")).to_have_value(since)
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_be_hidden()
+    expect(opener).to_be_focused()
+    assert_not_reloaded(page)
+    # Escape closes it too, and the page behind never changed.
+    opener.click()
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(page).to_have_url(re.compile(r"/workflows$"))
+
+
 def test_viewer_sees_no_run_button(page, demo_workflows, make_user):
     from playwright.sync_api import expect
 

@@ -10,8 +10,8 @@ from app.models import Run, Workflow
 from app.queries.filters import RunFilter
 from app.queries.runs import runs_page
 from app.security import Capability, can, visible_workflow_ids, visible_workflows, workflow_visible
-from app.services.errors import Invalid, NotFound, PermissionDenied
-from app.services.runs import replay_run, start_run
+from app.services.errors import Conflict, Invalid, NotFound, PermissionDenied
+from app.services.runs import CancelOutcome, cancel_run, replay_run, retry_run, retry_step, start_run
 from app.services.users import user_for_token
 from app.vocabulary import Trigger
 from app.web.errors import json_error
@@ -59,6 +59,7 @@ def _run_json(run: Run, with_steps: bool = False) -> dict:
         "workflow_name": run.workflow_name,
         "version": run.version.number,
         "status": run.status,
+        "attempt": run.attempt,
         "trigger": run.trigger,
         "params": run.params,
         "record": run.context,
@@ -176,8 +177,41 @@ def replay_run_api(run_id: int):
                     "html_url": url_for("runs.detail", run_id=run.id, _external=True)}), 202
 
 
+@bp.post("/runs/<int:run_id>/retry")
+@token_required
+def retry(run_id: int):
+    """Queue the next attempt of a failed run (what the run page's Retry run does); 202 with the plan."""
+    plan = retry_run(db.session, _visible_run(run_id), g.api_user)
+    db.session.commit()
+    return jsonify({"id": run_id, "attempt": plan.attempt, "status": "pending", "plan": plan.as_json(),
+                    "url": url_for("api.get_run", run_id=run_id, _external=True),
+                    "html_url": url_for("runs.detail", run_id=run_id, _external=True)}), 202
+
+
+@bp.post("/runs/<int:run_id>/steps/<step_key>/retry")
+@token_required
+def retry_one_step(run_id: int, step_key: str):
+    """Run the step a failed run stopped at again, with the same input, in the same attempt (the page's Retry
+    step); 202."""
+    step = retry_step(db.session, _visible_run(run_id), step_key, g.api_user)
+    db.session.commit()
+    return jsonify({"id": run_id, "status": "pending", "step": step.step_key, "retries": step.retries + 1,
+                    "url": url_for("api.get_run", run_id=run_id, _external=True)}), 202
+
+
+@bp.post("/runs/<int:run_id>/cancel")
+@token_required
+def cancel(run_id: int):
+    """Cancel a run (what the run page's Cancel does); 409 when it had already finished."""
+    result = cancel_run(db.session, _visible_run(run_id), g.api_user)
+    db.session.commit()
+    if result.outcome == CancelOutcome.FINISHED:
+        raise Conflict(f"Run {run_id} has already finished ({result.status.label.lower()}); nothing to cancel.")
+    return jsonify({"id": run_id, "outcome": result.outcome.value, "status": result.status.value}), 202
+
+
 def _visible_run(run_id: int) -> Run:
-    """The run with `run_id`, or NotFound when it does not exist or the token's user may not see it."""
+    """The run, or NotFound when it does not exist or the token's user may not see its workflow."""
     run = db.session.get(Run, run_id)
     if run is None or not workflow_visible(run.workflow, g.api_user):
         raise NotFound(f"No run {run_id}.")

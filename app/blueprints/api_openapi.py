@@ -17,8 +17,9 @@ ERRORS = {
     403: "The user's role may not do this (a viewer starting a run).",
     404: "No such workflow or run, or one the user may not see (drafts, disabled workflows and workflows whose "
          "allowed roles leave the user out are for admins only).",
-    409: "The workflow cannot run now: it is a draft or disabled (only admins see those); for a replay, also a run "
-         "that is still active, or that ended otherwise than completed or failed.",
+    409: "The request conflicts with where things stand: the workflow is a draft or disabled (only admins see "
+         "those), or the run is not in a status that allows this (retrying a run that did not fail, cancelling "
+         "a finished one, replaying one that is still active or did not complete or fail). `error` says which.",
     413: "The request is larger than the server accepts (FLOWDESK_MAX_CONTENT_LENGTH, 1 MiB by default).",
     415: "The body is not sent as `Content-Type: application/json`.",
     422: "The body is well-formed JSON but not a valid request: not an object, a field a run does not take, "
@@ -84,8 +85,33 @@ def _paths() -> dict:
                 "getRun", "A run's status, progress, timing, error and steps",
                 {200: ("The run", "Run")},
                 errors=(404,),
-                parameters=[{"name": "run_id", "in": "path", "required": True, "description": "The run's id",
-                             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}],
+                parameters=[_RUN_ID],
+            ),
+        },
+        "/runs/{run_id}/retry": {
+            "post": _operation(
+                "retryRun", "Retry a failed run: a new attempt that reuses its completed steps",
+                {202: ("The next attempt was queued; `plan` says which steps are reused and which run", "RetryQueued")},
+                errors=(403, 404, 409),
+                parameters=[_RUN_ID],
+            ),
+        },
+        "/runs/{run_id}/steps/{step_key}/retry": {
+            "post": _operation(
+                "retryStep", "Run the step a failed run stopped at again, with the same input, in the same attempt",
+                {202: ("The step was queued to run again; the run goes on after it if it succeeds",
+                       "StepRetryQueued")},
+                errors=(403, 404, 409),
+                parameters=[_RUN_ID, {"name": "step_key", "in": "path", "required": True,
+                                      "description": "The failed step's key", "schema": {"type": "string"}}],
+            ),
+        },
+        "/runs/{run_id}/cancel": {
+            "post": _operation(
+                "cancelRun", "Cancel a run: at once when pending or parked, after its current step when running",
+                {202: ("The run was cancelled, or asked to stop after its current step", "CancelAnswer")},
+                errors=(403, 404, 409),
+                parameters=[_RUN_ID],
             ),
         },
         "/runs/{run_id}/replay": {
@@ -94,8 +120,7 @@ def _paths() -> dict:
                 {202: ("The replay was added as pending and queued (or scheduled for `at`); follow it at `url`",
                        "ReplayStarted")},
                 errors=(400, 403, 404, 409, 413, 415, 422),
-                parameters=[{"name": "run_id", "in": "path", "required": True, "description": "The run to replay",
-                             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}],
+                parameters=[_RUN_ID],
                 body={"required": False,
                       "description": "Edits; no body replays the run with its own params and context record, now.",
                       "content": {"application/json": {"schema": _ref("ReplayRequest")}}},
@@ -108,6 +133,10 @@ def _paths() -> dict:
             ),
         },
     }
+
+
+_RUN_ID = {"name": "run_id", "in": "path", "required": True, "description": "The run's id",
+           "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}
 
 
 def _query(name: str, description: str, schema: dict, repeated: bool = False) -> dict:
@@ -243,6 +272,40 @@ SCHEMAS = {
         "url": {"type": "string", "format": "uri", "description": "The new run in the API"},
         "html_url": {"type": "string", "format": "uri", "description": "The new run's page"},
     }),
+    "RetryQueued": _object({
+        "id": {"type": "integer"},
+        "attempt": {"type": "integer", "minimum": 2},
+        "status": {"type": "string", "enum": [RunStatus.PENDING.value]},
+        "plan": _object({
+            "attempt": {"type": "integer"},
+            "resume_at": {"type": "string", "description": "The step the attempt starts at"},
+            "version": {"type": "integer", "description": "The version the attempt runs"},
+            "version_note": {"type": ["string", "null"],
+                             "description": "Why the attempt keeps the version it ran before, when it does"},
+            "steps": {"type": "array", "items": _object({
+                "key": {"type": "string"},
+                "name": {"type": "string"},
+                "type": {"type": "string"},
+                "action": {"type": "string", "enum": ["reused", "runs again", "runs"]},
+                "completed_in_attempt": {"type": ["integer", "null"]},
+            })},
+        }),
+        "url": {"type": "string", "format": "uri"},
+        "html_url": {"type": "string", "format": "uri"},
+    }),
+    "StepRetryQueued": _object({
+        "id": {"type": "integer"},
+        "status": {"type": "string", "enum": [RunStatus.PENDING.value]},
+        "step": {"type": "string"},
+        "retries": {"type": "integer", "minimum": 1, "description": "How many times the step has been retried"},
+        "url": {"type": "string", "format": "uri"},
+    }),
+    "CancelAnswer": _object({
+        "id": {"type": "integer"},
+        "outcome": {"type": "string", "enum": ["cancelled", "requested"],
+                    "description": "cancelled: stopped at once; requested: stops after the current step"},
+        "status": {"type": "string", "enum": [s.value for s in RunStatus]},
+    }),
     "RunList": _object({
         "runs": {"type": "array", "items": {"$ref": "#/components/schemas/RunSummary"}},
         "next": {"type": ["string", "null"], "description": "The next (older) page, or null on the last"},
@@ -253,6 +316,7 @@ SCHEMAS = {
         "workflow_name": {"type": "string", "description": "The workflow's name when the run started"},
         "version": {"type": "integer", "description": "The published version the run executes"},
         "status": {"type": "string", "enum": [s.value for s in RunStatus]},
+        "attempt": {"type": "integer", "minimum": 1, "description": "The attempt the run is on (a retry adds one)"},
         "trigger": {"type": "string", "description": "manual, api, schedule, webhook or record"},
         "params": {"type": "object", "description": "The parameter values, after checking and conversion"},
         "record": {"type": ["object", "null"], "description": "The context record the run is about, if any"},

@@ -23,7 +23,9 @@ from app.security import (
 )
 from app.security.polls import AFTER, RUN_ID, poll_statement, quick_glance
 from app.services.errors import Invalid
-from app.services.runs import CancelOutcome, ReplayPlan, cancel_run, plan_replay, replay_refusal, replay_run
+from app.services.runs import (
+    CancelOutcome, ReplayPlan, cancel_run, plan_replay, plan_retry, replay_refusal, replay_run, retry_run, retry_step,
+)
 from app.timeutil import utcnow
 from app.vocabulary import KINDS, LOG_LEVELS, TRIGGERS
 from app.web.inputs import BadInput, checks_own_form_fields, id_arg
@@ -213,6 +215,58 @@ def _rows_context(run: Run, log_filter: LogFilter, lines: list, *, live: bool, o
     }
 
 
+@bp.get("/runs/<int:run_id>/retry")
+@requires(Capability.RUN_WORKFLOW)
+def retry_plan(run_id: int):
+    """What retrying a failed run would do, step by step, with the button that does it."""
+    run = get_run_or_404(db.session, run_id, current_user)
+    return render_template("runs/retry.html", run=run, plan=plan_retry(db.session, run))
+
+
+@bp.post("/runs/<int:run_id>/retry")
+@requires(Capability.RUN_WORKFLOW)
+def retry(run_id: int):
+    """Queue the next attempt of a failed run, reusing its completed steps; back to the run's page."""
+    run = get_run_or_404(db.session, run_id, current_user)
+    plan = retry_run(db.session, run, current_user)
+    db.session.commit()
+    flash(f"Attempt {plan.attempt} queued: {len(plan.reused)} completed step(s) reused.", "success")
+    return redirect(url_for("runs.detail", run_id=run_id))
+
+
+@bp.post("/runs/<int:run_id>/steps/<step_key>/retry")
+@requires(Capability.RUN_WORKFLOW)
+def retry_failed_step(run_id: int, step_key: str):
+    """Run the step a failed run stopped at again, with the same input, in the same attempt."""
+    run = get_run_or_404(db.session, run_id, current_user)
+    step = retry_step(db.session, run, step_key, current_user)
+    db.session.commit()
+    flash(f"Step '{step.step_name}' queued to run again with the same input.", "success")
+    if htmx:
+        return render_template("runs/_run.html", **_panel_context(run, *_panel_state(run_id)))
+    return redirect(url_for("runs.detail", run_id=run_id))
+
+
+@bp.get("/runs/<int:run_id>/dialog")
+def dialog(run_id: int):
+    """The Run dialog's live view of a run; a poll whose view has not changed gets an empty 204 (the panel's
+    marker says when)."""
+    if _panel_unchanged(run_id):
+        return Response(status=204)
+    return _dialog(run_id)
+
+
+@requires(Capability.VIEW_RUNS)
+def _dialog(run_id: int):
+    workers, marker = _panel_state(run_id)
+    if not htmx:
+        return redirect(url_for("runs.detail", run_id=run_id))
+    if request.args.get("seen") == marker:
+        return Response(status=204)
+    run = get_run_or_404(db.session, run_id, current_user)
+    return render_template("runs/_dialog.html", **_panel_context(run, workers, marker))
+
+
 @bp.get("/runs/<int:run_id>/log")
 def log(run_id: int):
     """The job log: the whole panel (for a new level or search), with ?after=ID only the newer lines (204 when
@@ -296,8 +350,11 @@ def cancel(run_id: int):
         CancelOutcome.REQUESTED: ("Cancel requested: the run stops after its current step.", "info"),
         CancelOutcome.FINISHED: (f"The run had already finished ({result.status.label.lower()}).", "warning"),
     }
-    flash(*messages[result.outcome])
     db.session.expire_all()
+    if htmx and htmx.target == "dialog-content":
+        run = db.session.get(Run, run_id)
+        return render_template("runs/_dialog.html", **_panel_context(run, *_panel_state(run.id)))
+    flash(*messages[result.outcome])
     if htmx:
         run = db.session.get(Run, run_id)
         return render_template("runs/_run.html", **_panel_context(run, *_panel_state(run.id)))

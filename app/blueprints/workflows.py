@@ -1,4 +1,4 @@
-"""The workflow list, a workflow's page and its Run form."""
+"""The workflow list, a workflow's page, its Run form and the Run dialog."""
 import sqlalchemy as sa
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -7,7 +7,7 @@ from app.extensions import db, htmx
 from app.models import Run, Workflow
 from app.queries.filters import RunFilter
 from app.queries.runs import runs_page
-from app.security import Capability, can, get_workflow_or_404, requires, visible_workflows
+from app.security import Capability, can, get_run_or_404, get_workflow_or_404, requires, visible_workflows
 from app.services.errors import Invalid, ServiceError
 from app.services.runs import definition_of, last_run_times, start_run
 from app.vocabulary import KINDS, Trigger
@@ -99,6 +99,9 @@ def run(key: str):
         return _render_run_form(workflow, values, exc.fields, message), exc.status
     db.session.commit()
     target = url_for("runs.detail", run_id=new_run.id)
+    if _in_dialog():
+        # The dialog stays open and follows the run: its content loads the run's live status at once.
+        return render_template("workflows/_dialog_started.html", run_id=new_run.id)
     if htmx:
         response = make_response("", 200)
         response.headers["HX-Redirect"] = target
@@ -106,8 +109,32 @@ def run(key: str):
     return redirect(target)
 
 
+@bp.get("/workflows/<key>/run-dialog")
+@requires(Capability.RUN_WORKFLOW)
+def run_dialog(key: str):
+    """The Run dialog's form; `from_run` fills it with that run's values (Test again). Without htmx, the
+    workflow's page, whose Run form does the same."""
+    workflow = get_workflow_or_404(db.session, key, current_user)
+    values = {}
+    source = id_arg("from_run")
+    if source is not None:
+        run = get_run_or_404(db.session, source, current_user)
+        if run.workflow_id == workflow.id:
+            values = dict(run.params or {})
+    if not htmx:
+        return redirect(url_for("workflows.detail", key=key))
+    message = None if workflow.can_run else "This workflow cannot run now: it is a draft or disabled."
+    return render_template("workflows/_run_dialog.html", **_run_card_context(workflow, values, None, message))
+
+
+def _in_dialog() -> bool:
+    return bool(htmx) and htmx.target == "dialog-content"
+
+
 def _render_run_form(workflow: Workflow, values: dict, errors: dict | None = None, message=None):
     """The Run card alone for htmx (the page stays where it is), the whole page otherwise."""
+    if _in_dialog():
+        return render_template("workflows/_run_dialog.html", **_run_card_context(workflow, values, errors, message))
     if htmx:
         return render_template("workflows/_run_card.html", **_run_card_context(workflow, values, errors, message))
     return _render_detail(workflow, values, errors, message)

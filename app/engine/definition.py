@@ -5,6 +5,7 @@ from typing import Any
 
 from app.engine.expressions import check_template
 from app.engine.params import ParamSpec, parse_specs
+from app.engine.retry import RetryPolicy, parse_retry
 from app.engine.steps import STEP_TYPES
 from app.vocabulary import KINDS, ROLES, TRIGGERS, Trigger, WorkflowKind
 
@@ -12,7 +13,7 @@ END = "end"
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
 STEP_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
 MAX_NODES = 200
-STEP_FIELDS = {"key", "type", "name", "with", "next", "then", "else", "description"}
+STEP_FIELDS = {"key", "type", "name", "with", "next", "then", "else", "description", "retry"}
 TOP_FIELDS = {"key", "name", "description", "kind", "queue", "params", "steps", "trigger", "allowed_roles"}
 
 
@@ -25,6 +26,7 @@ class StepSpec:
     next: str  # where the step goes when it finishes (the following step, its `next`, or "end")
     then: str | None = None
     otherwise: str | None = None
+    retry: RetryPolicy | None = None  # automatic retries of this step when it fails
 
 
 @dataclass
@@ -144,6 +146,8 @@ def parse_definition(raw: Any, max_nodes: int = MAX_NODES) -> Definition:
                 errors.append((f"{where}.{link}", f"points to unknown step '{item[link]}'; use a step key or 'end'"))
         if stype != "condition" and ("then" in item or "else" in item):
             errors.append((where, "only condition steps have then/else; use next"))
+        retry, retry_errors = parse_retry(item.get("retry"), f"{where}.retry")
+        errors.extend(retry_errors)
         following = item.get("next") or (keys[i + 1] if i + 1 < len(keys) and isinstance(keys[i + 1], str) else END)
         steps[skey] = StepSpec(
             key=skey,
@@ -153,6 +157,7 @@ def parse_definition(raw: Any, max_nodes: int = MAX_NODES) -> Definition:
             next=following,
             then=item.get("then"),
             otherwise=item.get("else"),
+            retry=retry,
         )
         order.append(skey)
 

@@ -98,6 +98,41 @@ class Failed(Event):
 
 
 @dataclass(frozen=True)
+class RetryLater(Event):
+    """A step failed with an error its retry policy covers, and tries remain: the failed try is kept (its error,
+    and when the next try is due), and the run waits, holding no worker, until rq-scheduler resumes it at `until`
+    to try the step again."""
+
+    failure: Failed
+    tried: int  # the tries made so far, this one included
+    max_attempts: int
+    until: datetime
+    failed_at: datetime | None = None  # when the try failed, for the log's "in N s"
+    status: ClassVar[RunStatus] = RunStatus.WAITING
+    step_status: ClassVar[StepStatus] = StepStatus.WAITING
+
+    @property
+    def resume_at(self) -> datetime:
+        return self.until
+
+    def step_values(self) -> dict:
+        return {**self.failure.step_values(), "resume_at": self.until, "finished_at": self.failed_at}
+
+    def run_values(self, done: int) -> dict:
+        return {"cursor": self.failure.step_key}
+
+    def lines(self, done: int) -> list[Line]:
+        f = self.failure
+        seconds = round(max(0.0, (self.until - self.failed_at).total_seconds()), 3) if self.failed_at else 0.0
+        meta = {"error_code": f.code, "try": self.tried, "max_attempts": self.max_attempts,
+                "next_try_at": iso(self.until)}
+        lines = [Line(LogLevel.WARNING, f"Step '{f.step_name}' failed [{f.code}]: {f.message}; "
+                                        f"try {self.tried + 1} of {self.max_attempts} in {seconds:g} s", meta=meta)]
+        lines += [Line(LogLevel.ERROR, text, technical=True, meta=meta) for text in (f.detail, f.traceback) if text]
+        return lines
+
+
+@dataclass(frozen=True)
 class Parked(Event):
     """A wait step: the run waits, holding no worker, until rq-scheduler resumes it at `until`."""
 

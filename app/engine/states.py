@@ -64,6 +64,7 @@ class StepStatus(str, Enum):
     FAILED = "failed"  # raised an error; the run failed here
     WAITING = "waiting"  # a wait step whose resume time has not come
     CANCELLED = "cancelled"  # the run was cancelled while this step waited or ran
+    QUEUED = "queued"  # a failed step queued to run again with the same input (Retry step)
 
     @property
     def label(self) -> str:

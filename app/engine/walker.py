@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.engine.definition import END, Definition, StepSpec
-from app.engine.events import Completed, Failed, Parked
+from app.engine.events import Completed, Failed, Parked, RetryLater
 from app.engine.expressions import ExpressionError, render_url, render_value
 from app.engine.states import StepStatus
 from app.engine.steps import STEP_TYPES, StepEnv, StepFailure, StepResult, StepType
@@ -113,6 +113,19 @@ class Walker:
                 raise
             return _failed(step.spec, "UNEXPECTED_ERROR", f"{type(exc).__name__}: {exc}", None,
                            trace=traceback.format_exc())
+
+    def prepared(self, key: str, rendered: dict) -> Prepared:
+        """The step with settings rendered before (Retry step runs it again with the same input)."""
+        spec = self.spec(key)
+        return Prepared(spec, STEP_TYPES[spec.type], rendered)
+
+    def retry_or_fail(self, spec: StepSpec, failure: Failed, tried: int, now: datetime) -> RetryLater | Failed:
+        """After a failed try (the `tried`-th): another try later when the step's retry policy covers the error
+        and tries remain, else the failure."""
+        policy = spec.retry
+        if policy is None or tried >= policy.max_attempts or not policy.covers(failure.code):
+            return failure
+        return RetryLater(failure, tried, policy.max_attempts, now + policy.delay(tried), failed_at=now)
 
     def advance(self, spec: StepSpec, result: StepResult) -> Next | Parked:
         """After a step's result: park on a wait, or remember its output and pick the next step."""

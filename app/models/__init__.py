@@ -1,8 +1,8 @@
 """SQLAlchemy models, one module per aggregate."""
 from app.models.audit import AuditEvent
 from app.models.log import LogEntry
-from app.models.run import Run, StepRun
+from app.models.run import Run, RunAttempt, StepRun
 from app.models.user import ApiToken, User
 from app.models.workflow import Workflow, WorkflowVersion
 
-__all__ = ["ApiToken", "AuditEvent", "LogEntry", "Run", "StepRun", "User", "Workflow", "WorkflowVersion"]
+__all__ = ["ApiToken", "AuditEvent", "LogEntry", "Run", "RunAttempt", "StepRun", "User", "Workflow", "WorkflowVersion"]

@@ -73,6 +73,9 @@ class Run(db.Model):
     version = relationship("WorkflowVersion")
     triggered_by = relationship("User", foreign_keys=[triggered_by_id])
     steps: Mapped[list["StepRun"]] = relationship(back_populates="run", order_by="StepRun.id")
+    # Earlier attempts, as they ended; the current attempt is the run itself.
+    earlier_attempts: Mapped[list["RunAttempt"]] = relationship(
+        back_populates="run", order_by="RunAttempt.number", cascade="all, delete-orphan", passive_deletes=True)
     replay_of: Mapped["Run | None"] = relationship(remote_side=[id], back_populates="replays")
     # The runs replaying this one, oldest first (ix_runs_replay_of_id); the database nulls their link on delete.
     replays: Mapped[list["Run"]] = relationship(back_populates="replay_of", order_by="Run.id", passive_deletes=True)
@@ -145,3 +148,25 @@ class StepRun(db.Model):
         if self.started_at is None or self.finished_at is None:
             return None
         return max(0.0, (self.finished_at - self.started_at).total_seconds())
+
+
+class RunAttempt(db.Model):
+    """An attempt of a run that a retry replaced: which version it ran, who started it, when, and how it ended.
+    The run's own columns describe its current attempt."""
+
+    __tablename__ = "run_attempts"
+    __table_args__ = (sa.UniqueConstraint("run_id", "number", name="uq_run_attempts_run_id_number"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    version_id: Mapped[int] = mapped_column(sa.ForeignKey("workflow_versions.id"))
+    trigger_detail: Mapped[str] = mapped_column(sa.String(255), default="")
+    status: Mapped[str] = mapped_column(sa.String(32))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    error_code: Mapped[str | None] = mapped_column(sa.String(80))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+
+    run: Mapped[Run] = relationship(back_populates="earlier_attempts")
+    version = relationship("WorkflowVersion")

@@ -1,7 +1,7 @@
 """runs.not_before: a replay set for a later time stays pending, scheduled, until rq-scheduler queues it
 
 Revision ID: b6e2d9f4a1c7
-Revises: d1e2f3a4b5c6
+Revises: f7a8b9c0d1e2
 Create Date: 2026-11-22 05:20:00
 
 """
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "b6e2d9f4a1c7"
-down_revision = "d1e2f3a4b5c6"
+down_revision = "f7a8b9c0d1e2"
 branch_labels = None
 depends_on = None
 

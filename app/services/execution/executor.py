@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session
 
 from app.engine.definition import END, DefinitionError, parse_definition
 from app.engine.events import Errored, Event, Failed, Parked
-from app.engine.states import RunStatus
+from app.engine.states import RunStatus, StepStatus
 from app.engine.walker import WalkSettings, Walker, initial_context
+from app.models.run import Run, StepRun
 from app.models.workflow import WorkflowVersion
 from app.services.execution.claims import claim_run
 from app.services.execution.journal import SKIPPED, Journal, Outcome, heartbeat
@@ -41,7 +42,10 @@ def execute_run(session: Session, run_id: int, settings: ExecutorSettings, resum
     """Claim a pending run (or, with `resume`, a waiting one) and walk its steps until it parks or finishes."""
     now = utcnow()
     source = RunStatus.WAITING if resume else RunStatus.PENDING
-    values = {"heartbeat_at": now} if resume else {"heartbeat_at": now, "started_at": now}
+    # A retried step keeps its run's start; a new attempt was given none, so it starts now.
+    values = {"heartbeat_at": now}
+    if not resume:
+        values["started_at"] = sa.func.coalesce(Run.started_at, now)
     run = claim_run(session, run_id, source, **values)
     session.commit()
     if run is None:
@@ -56,35 +60,65 @@ def execute_run(session: Session, run_id: int, settings: ExecutorSettings, resum
     context = initial_context(definition, settings, run_id=run.id, trigger=run.trigger, attempt=run.attempt,
                               params=run.params, record=run.context)
     walker = Walker(definition, context, settings)
+    if run.cursor and run.cursor not in definition.steps:
+        return journal.settle(Errored("RESUME_STEP_MISSING", f"Step '{run.cursor}' is not in this version.",
+                                      f"The run cannot resume: step '{run.cursor}' is not in this version"))
     return journal.settle(_walk(journal, walker, _start(journal, walker, resume)))
 
 
-def _start(journal: Journal, walker: Walker, resume: bool) -> str:
-    """The step the walk starts at: after the wait it resumes from, at the run's cursor, or the first."""
+@dataclass(frozen=True)
+class Start:
+    """Where a walk starts: the step `key`; with `again`, the failed step run Retry step queued (run with the input
+    it had); `tried`, the tries of `key` already made (automatic retries)."""
+
+    key: str
+    again: StepRun | None = None
+    tried: int = 0
+
+
+def _start(journal: Journal, walker: Walker, resume: bool) -> Start:
+    """The step the walk starts at: after the wait it resumes from (or the failed try whose next try is due), at
+    the run's cursor (a retry), or the first."""
     run = journal.run
     if resume or run.cursor:
         journal.load_completed(walker)
     if resume:
         waited = journal.finish_wait(walker)
-        return walker.after(waited) if waited is not None else run.cursor or walker.first
+        if waited is None:
+            return Start(run.cursor or walker.first)
+        if waited.status == StepStatus.FAILED:
+            return Start(waited.step_key, tried=waited.retries + 1)
+        return Start(walker.after(waited.step_key))
     if run.cursor:
-        return run.cursor
+        again = journal.step_to_retry(run.cursor)
+        if again is not None:
+            return Start(run.cursor, again=again)
+        # A retry: the completed steps are loaded above and never run again; the walk resumes where it stopped.
+        journal.log(LogLevel.INFO, f"Attempt {run.attempt} of run #{run.id} started ({run.trigger_detail}), "
+                                   f"resuming at '{walker.spec(run.cursor).name}'")
+        return Start(run.cursor)
     who = run.trigger_detail or run.trigger
     journal.log(LogLevel.INFO,
                 f"Run #{run.id} of {walker.definition.name} started (attempt {run.attempt}, {who})")
-    return walker.first
+    return Start(walker.first)
 
 
-def _walk(journal: Journal, walker: Walker, key: str) -> Event:
-    """Run steps from `key` until the end or an event: a failure, a park, a cancel request, a lost run."""
+def _walk(journal: Journal, walker: Walker, start: Start) -> Event:
+    """Run steps from `start` until the end or an event: a failure, a park, a cancel request, a lost run."""
+    key, again, tried = start.key, start.again, start.tried
     while key != END:
         if journal.due() and (stop := journal.checkpoint()):
             return stop
-        sr = journal.begin_step(walker.spec(key))
-        step = walker.prepare(key)
-        if isinstance(step, Failed):
-            return step
-        sr.input = step.input
+        if again is not None and again.error_code != "TEMPLATE_ERROR":
+            sr = journal.retry_step(again)
+            step = walker.prepared(key, sr.input or {})
+        else:
+            sr = journal.retry_step(again) if again is not None else journal.begin_step(walker.spec(key), tried)
+            step = walker.prepare(key)
+            if isinstance(step, Failed):
+                return step
+            sr.input = step.input
+        again, tried = None, 0
         if step.may_block:
             # Only a step that can take a while gets a "started" line, committed before it runs.
             journal.log(LogLevel.DEBUG, f"Step '{step.spec.name}' started", sr)
@@ -92,7 +126,7 @@ def _walk(journal: Journal, walker: Walker, key: str) -> Event:
                 return stop
         result = walker.execute(step, utcnow())
         if isinstance(result, Failed):
-            return result
+            return walker.retry_or_fail(step.spec, result, sr.retries + 1, utcnow())
         journal.step_ran(result)
         then = walker.advance(step.spec, result)
         if isinstance(then, Parked):

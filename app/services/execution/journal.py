@@ -105,16 +105,40 @@ class Journal:
             return TakenOver()
         return Cancelled() if row.cancel_requested_at is not None else None
 
-    def begin_step(self, spec: StepSpec) -> StepRun:
-        """Add the step run of a step about to run (written with the next flush)."""
+    def begin_step(self, spec: StepSpec, retries: int = 0) -> StepRun:
+        """Add the step run of a step about to run (written with the next flush); `retries` counts the tries of
+        it made before (automatic retries)."""
         now = utcnow()
         self.current = StepRun(
             run_id=self.run.id, attempt=self.run.attempt, step_key=spec.key, step_type=spec.type,
             step_name=spec.name, status=StepStatus.RUNNING.value, scheduled_at=now, started_at=now,
-            input=spec.settings,
+            input=spec.settings, retries=retries,
         )
         self.session.add(self.current)
+        if retries:
+            self.log(LogLevel.INFO, f"Step '{spec.name}': try {retries + 1}", self.current)
         return self.current
+
+    def step_to_retry(self, key: str) -> StepRun | None:
+        """The failed step run of this attempt that Retry step queued to run again, if any."""
+        return self.session.scalars(
+            sa.select(StepRun)
+            .where(StepRun.run_id == self.run.id, StepRun.attempt == self.run.attempt, StepRun.step_key == key,
+                   StepRun.status == StepStatus.QUEUED.value)
+            .order_by(StepRun.id.desc())
+            .limit(1)
+        ).first()
+
+    def retry_step(self, sr: StepRun) -> StepRun:
+        """Run a failed step run again (Retry step): the same row, its retry count up, its error cleared."""
+        now = utcnow()
+        sr.status = StepStatus.RUNNING.value
+        sr.retries += 1
+        sr.scheduled_at = sr.started_at = now
+        sr.finished_at = sr.error_code = sr.error_message = sr.suggested_fix = sr.traceback = sr.output = None
+        self.current = sr
+        self.log(LogLevel.INFO, f"Retrying step '{sr.step_name}' with the same input (retry {sr.retries})", sr)
+        return sr
 
     def step_ran(self, result: StepResult) -> None:
         """Log what the step in progress said, and keep its output."""
@@ -149,8 +173,9 @@ class Journal:
         for sr in rows:
             walker.remember(sr.step_key, sr.output, sr.status)
 
-    def finish_wait(self, walker: Walker) -> str | None:
-        """Complete the step the run waited in, as it resumes; returns its key, or None if none waited."""
+    def finish_wait(self, walker: Walker) -> StepRun | None:
+        """End the wait the run resumes from and return the step run that waited (None if none did): a wait step
+        completes; a failed try whose next try is now due stays failed."""
         sr = self.session.scalars(
             sa.select(StepRun)
             .where(StepRun.run_id == self.run.id, StepRun.status == StepStatus.WAITING.value)
@@ -160,6 +185,10 @@ class Journal:
         if sr is None:
             return None
         now = utcnow()
+        if sr.error_code is not None:
+            sr.status = StepStatus.FAILED.value
+            sr.resumed_at = now
+            return sr
         sr.status = StepStatus.COMPLETED.value
         sr.resumed_at = now
         sr.finished_at = now
@@ -169,7 +198,7 @@ class Journal:
         self.done += 1
         self.log(LogLevel.INFO, f"Resumed after '{sr.step_name}' (scheduled {iso(sr.resume_at)}, {late:.1f} s late)",
                  sr)
-        return sr.step_key
+        return sr
 
     def settle(self, event: Event) -> Outcome:
         """Record how the walk ended and commit: the step in progress, the event's lines, the run's move."""
