@@ -10,13 +10,16 @@ from flask import Flask, current_app
 @click.argument("queue_names", nargs=-1)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--name", default=None, help="Worker name (unique per host).")
-def worker_command(queue_names, burst, name):
+@click.option("--fork", is_flag=True, help="Fork a work horse per job (isolated, slower) instead of running jobs in "
+                                           "this process.")
+def worker_command(queue_names, burst, name, fork):
     """Run an RQ worker for QUEUE_NAMES (default: default)."""
     from app.extensions import queues
-    from jobs.worker import FlowdeskWorker
+    from jobs.worker import FlowdeskWorker, ForkingFlowdeskWorker
 
     qs = [queues.queue(n) for n in (queue_names or ("default",))]
-    worker = FlowdeskWorker(qs, connection=queues.connection, name=name, app=current_app._get_current_object())
+    worker_class = ForkingFlowdeskWorker if fork else FlowdeskWorker
+    worker = worker_class(qs, connection=queues.connection, name=name, app=current_app._get_current_object())
     worker.warm_up()
     worker.work(burst=burst, logging_level="INFO")
 

@@ -1,4 +1,11 @@
-"""The RQ worker class Flowdesk runs: a forking worker whose work horses never share DB connections."""
+"""The RQ worker classes Flowdesk runs: in-process by default, or forking a work horse per job (`--fork`).
+
+Forking costs more than a whole run (a fork, then a cold work horse: 15 runs/s where plain RQ's forking worker
+drains 45 no-op jobs/s), so the default worker runs each job in the worker process itself. The guarantees hold without a
+work horse: RQ's job time limit (SIGALRM in this process) stops a run that overruns and its failure callback ends
+the run; a worker killed with -9 stops heartbeating its run and the reconciler ends it as WORKER_LOST, resumable by
+a retry; cancel is a flag the run reads between steps. The forking worker isolates each job's memory and crashes,
+for workflows whose steps might take a process down with them."""
 from __future__ import annotations
 
 import gc
@@ -6,7 +13,7 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from rq import Worker
+from rq import SimpleWorker, Worker
 
 import jobs
 from app.extensions import db
@@ -17,12 +24,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class FlowdeskWorker(Worker):
-    """rq.Worker for `app`: warms its caches once and drops the inherited connection pool in each work horse.
-
-    The jobs of this process (and of every work horse it forks) use `app` too. RQ builds instances without an
-    app to read the worker registry; those only report.
-    """
+class _AppWorker:
+    """What both worker classes do for `app`: bind it for the jobs of this process (and of every work horse it
+    forks), and warm its caches once. RQ builds instances without an app to read the worker registry; those only
+    report."""
 
     def __init__(self, queues, *args, app: Flask | None = None, **kwargs):
         super().__init__(queues, *args, **kwargs)
@@ -45,10 +50,19 @@ class FlowdeskWorker(Worker):
                     warm_up(db.engine)
                 except Exception:  # an unmigrated database must not stop the worker; jobs say what is wrong
                     log.warning("worker warm-up skipped; jobs will start cold", exc_info=True)
-        # Keep the collector away from everything built so far: a horse that ran a full collection
-        # would write to every object header and copy most of the parent's memory.
+        # Keep the collector away from everything built so far: a full collection would walk it again and again
+        # (and, in a forked horse, write to every object header and copy most of the parent's memory).
         gc.collect()
         gc.freeze()
+
+
+
+class FlowdeskWorker(_AppWorker, SimpleWorker):
+    """The default: each job runs in this process, one after another (see the module's docstring)."""
+
+
+class ForkingFlowdeskWorker(_AppWorker, Worker):
+    """A work horse forked per job, which never shares the parent's DB connections (`flask worker --fork`)."""
 
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
         """A work horse died from outside (killed, out of memory): end its run instead of leaving it running."""

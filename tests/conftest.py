@@ -268,7 +268,7 @@ def live_server(app, sandbox_port):
 
 @pytest.fixture
 def drain(app, live_server):
-    """Run real RQ work: a forking FlowdeskWorker in burst mode, plus rq-scheduler for parked runs.
+    """Run real RQ work: a FlowdeskWorker in burst mode, plus rq-scheduler for parked runs.
 
     Returns a function that works until no job is queued or scheduled (or `timeout` passes).
     """

@@ -114,7 +114,8 @@ def get_run(app, run_id: int) -> Run:
 
 
 def work_once(app, queue_names=("default",)) -> None:
-    """Run a real forking FlowdeskWorker over what is queued now, leaving scheduled jobs (resumes) alone."""
+    """Run a real FlowdeskWorker (in this process, as `flask worker` does) over what is queued now, leaving
+    scheduled jobs (resumes) alone."""
     from app.extensions import queues
     from jobs.worker import FlowdeskWorker
 

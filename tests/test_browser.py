@@ -213,7 +213,7 @@ def test_operator_runs_a_workflow_and_watches_it_complete_live(page, demo_workfl
     expect(page).to_have_url(re.compile(r"/workflows\?(.*&)?q=attend(&|$)"))
     assert_not_reloaded(page)
 
-    page.get_by_role("link", name="Attendance import").click()
+    page.get_by_role("link", name="Attendance import", exact=True).click()
     expect(page.get_by_role("heading", name=re.compile("Attendance import"))).to_be_visible()
     page.select_option("#param-site", "north")
     page.fill("#param-day", "2026-11-20")
@@ -411,8 +411,8 @@ def test_viewer_sees_no_run_button(page, demo_workflows, make_user):
     from playwright.sync_api import expect
 
     sign_in(page, make_user("viewer"))
-    expect(page.locator("#workflow-table").get_by_role("link", name="Run", exact=True)).to_have_count(0)
-    page.get_by_role("link", name="Attendance import").click()
+    expect(page.locator("#workflow-table").get_by_role("link", name=re.compile(r"^Run "))).to_have_count(0)
+    page.get_by_role("link", name="Attendance import", exact=True).click()
     expect(page.get_by_role("heading", name="Steps")).to_be_visible()
     # No Run card at all: no heading, no sentence about what the role cannot do, no form.
     expect(page.locator("#run")).to_have_count(0)
@@ -432,13 +432,13 @@ def test_an_automated_workflow_says_what_starts_it_and_may_still_be_run_by_hand(
     automated = table.get_by_role("row").filter(has_text="Connection check")
     expect(automated.get_by_role("cell").nth(2)).to_have_text("Automated")
     expect(automated.get_by_role("cell").nth(3)).to_have_text("API")
-    expect(automated.get_by_role("link", name="Run", exact=True)).to_have_count(0)
+    expect(automated.get_by_role("link", name="Run Connection check")).to_have_count(0)
     expect(automated.get_by_role("link", name="History", exact=True)).to_be_visible()
     manual = table.get_by_role("row").filter(has_text="Attendance import")
     expect(manual.get_by_role("cell").nth(3)).to_have_text("Manual")
-    expect(manual.get_by_role("link", name="Run", exact=True)).to_be_visible()
+    expect(manual.get_by_role("link", name="Run Attendance import")).to_be_visible()
 
-    automated.get_by_role("link", name="Connection check").click()
+    automated.get_by_role("link", name="Connection check", exact=True).click()
     expect(page.get_by_role("heading", name=re.compile("Connection check"))).to_be_visible()
     expect(page.locator(".status-line")).to_contain_text("Started by the API.")
     expect(page.locator(".status-line")).to_contain_text("POST /api/v1/workflows/sandbox-health/runs")

@@ -5,6 +5,7 @@ import signal
 import threading
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from app.extensions import db, queues
@@ -101,24 +102,24 @@ def _running_step(app, run_id: int, step_key: str) -> bool:
     return run.status == "running" and any(s.step_key == step_key and s.status == "running" for s in run.steps)
 
 
-def test_a_run_whose_worker_and_work_horse_are_killed_ends_as_worker_lost(
-    app, load_workflow, make_user, flask_process
-):
+@pytest.mark.parametrize("fork", [False, True], ids=["in-process worker", "forking worker"])
+def test_a_run_whose_worker_is_killed_ends_as_worker_lost(app, load_workflow, make_user, flask_process, fork):
     load_workflow(steps_workflow("host-lost", [
         {"key": "first", "type": "log", "with": {"message": "before"}},
         {"key": "slow", "type": "http_request", "name": "Slow call",
          "with": {"url": "{{ vars.sandbox_url }}/slow?seconds=10"}},
         {"key": "last", "type": "log", "with": {"message": "never"}},
     ]))
-    worker = flask_process("worker", "default", env=FAST_LOSS)
+    worker = flask_process("worker", "default", *(["--fork"] if fork else []), env=FAST_LOSS)
     flask_process("scheduler", "--interval", "0.5", env=FAST_LOSS)
     run_id = start(app, "host-lost", make_user("operator"))
     wait_for(lambda: _running_step(app, run_id, "slow"), what="the slow step running")
-    horse = wait_for(lambda: child_pids(worker.pid), what="a work horse")[0]
+    horse = wait_for(lambda: child_pids(worker.pid), what="a work horse")[0] if fork else None
 
-    # The host is lost: the worker and its work horse die together, so neither can say so.
+    # The host is lost: the worker (and its work horse) die at once, so nothing can say so but the heartbeat.
     os.kill(worker.pid, signal.SIGKILL)
-    os.kill(horse, signal.SIGKILL)
+    if horse is not None:
+        os.kill(horse, signal.SIGKILL)
 
     run = wait_for(lambda: (r := get_run(app, run_id)).status != "running" and r, timeout=30, what="the run ending")
     assert run.status == "error"

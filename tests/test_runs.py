@@ -264,8 +264,9 @@ def test_progress_and_heartbeat_are_kept_current_while_running(app, load_workflo
 
 
 def test_a_killed_work_horse_ends_the_run_as_error_and_keeps_completed_steps(
-    app, load_workflow, make_user, worker_processes
+    app, load_workflow, make_user, flask_process
 ):
+    """The forking worker (`flask worker --fork`) says so itself when its work horse is killed."""
     import os
     import signal
     import subprocess
@@ -282,8 +283,8 @@ def test_a_killed_work_horse_ends_the_run_as_error_and_keeps_completed_steps(
         run = get_run(app, run_id)
         return run.status == "running" and any(s.step_key == "slow" for s in run.steps)
 
+    worker = flask_process("worker", "default", "--fork")
     wait_for(running_slow_step)
-    worker = worker_processes[0]
     horse = wait_for(lambda: subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True,
                                              text=True).stdout.split())
     os.kill(int(horse[0]), signal.SIGKILL)
