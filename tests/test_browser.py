@@ -718,6 +718,9 @@ def test_replay_a_failed_run_with_an_edited_param_and_compare_the_two(page, demo
     page.get_by_role("link", name="Replay", exact=True).click()
     panel = page.locator("#replay-panel")
     expect(panel.get_by_role("heading", name=f"Replay run #{source}")).to_be_focused()
+    panel.get_by_role("link", name="Close").click()  # closes in place; opened again, it starts afresh
+    expect(panel.get_by_role("heading")).to_have_count(0)
+    page.get_by_role("link", name="Replay", exact=True).click()
     expect(panel.locator("#replay-version")).to_have_text("v1")
     expect(panel.locator("#param-template")).to_have_value("reminder-v2")
     assert_not_reloaded(page)
