@@ -1,7 +1,8 @@
 """Who may open what: every route x every role -> the status they get, refusals included.
 
 The world of each test: `open` (published, every role may see it), `restricted` (published, `allowed_roles:
-["admin"]`), `draft` (a draft, for admins only), one pending run of each, a run id that does not exist, and a
+["admin"]`), `draft` (a draft, for admins only), one pending run of each, a completed run of `open` (`done`, one
+that may be replayed), a run id that does not exist, and a
 user of the role under test (signed in for pages, with a bearer token for the API). Anonymous callers are sent
 to the sign-in page (302) by pages and get 401 from the API. Invisible workflows and runs answer 404, exactly
 like missing ones; a role that lacks the capability gets 403 (before the loader looks, so a 403 never tells
@@ -22,6 +23,7 @@ CALLERS = [*ROLES, ANONYMOUS]
 RUNNERS = {Role.OPERATOR.value, Role.MANAGER.value, Role.ADMIN.value, Role.SUPPORT.value}  # RUN_WORKFLOW, CANCEL_RUN
 EXPORTERS = RUNNERS  # EXPORT_DATA
 APPROVERS = {Role.MANAGER.value, Role.ADMIN.value}  # APPROVE_STEP
+REPLAYERS = {Role.MANAGER.value, Role.ADMIN.value, Role.SUPPORT.value}  # REPLAY_RUN
 ADMIN = Role.ADMIN.value  # VIEW_DRAFTS: sees drafts and every restricted workflow
 MISSING_RUN = 999999
 
@@ -103,6 +105,17 @@ PAGES = [
     ("GET", "/runs/{open}/dialog", each(302)),
     ("GET", "/runs/{restricted}/dialog", only({ADMIN}, 302, 404)),
     ("POST", "/runs/{restricted}/steps/a/retry", gated(RUNNERS, 409)),
+    # Replay: `{done}` is a completed run of `open`; the pending runs are still active (409).
+    ("GET", "/runs/{done}/replay", only(REPLAYERS, 200, 403)),
+    ("GET", "/runs/{open}/replay", only(REPLAYERS, 409, 403)),
+    ("GET", "/runs/{restricted}/replay", gated(REPLAYERS, 409)),
+    ("GET", f"/runs/{MISSING_RUN}/replay", only(REPLAYERS, 404, 403)),
+    ("POST", "/runs/{done}/replay", only(REPLAYERS, 303, 403)),
+    ("POST", "/runs/{open}/replay", only(REPLAYERS, 409, 403)),
+    ("POST", "/runs/{restricted}/replay", gated(REPLAYERS, 409)),
+    ("GET", "/runs/{done}/compare/{open}", each(200)),
+    ("GET", "/runs/{done}/compare/{restricted}", only({ADMIN}, 200, 404)),
+    ("GET", f"/runs/{{done}}/compare/{MISSING_RUN}", each(404)),
 ]
 API = [
     ("GET", "/api/v1/openapi.json", each(200)),
@@ -127,6 +140,10 @@ API = [
     ("POST", "/api/v1/runs/{open}/cancel", only(RUNNERS, 202, 403)),
     ("POST", "/api/v1/runs/{restricted}/cancel", only({ADMIN}, 202, 404)),
     ("POST", f"/api/v1/runs/{MISSING_RUN}/cancel", each(404)),
+    ("POST", "/api/v1/runs/{done}/replay", only(REPLAYERS, 202, 403)),
+    ("POST", "/api/v1/runs/{open}/replay", only(REPLAYERS, 409, 403)),
+    ("POST", "/api/v1/runs/{restricted}/replay", only({ADMIN}, 409, 404)),
+    ("POST", f"/api/v1/runs/{MISSING_RUN}/replay", each(404)),
 ]
 ANONYMOUS_STATUS = {"/login": 200, "/api/v1/openapi.json": 200}  # open to everyone
 
@@ -156,7 +173,8 @@ def world(app, load_workflow):
     with app.app_context():
         db.session.execute(sa.update(Workflow).where(Workflow.key == "draft").values(state=WorkflowState.DRAFT.value))
         db.session.commit()
-    return {key: make_run(app, key, "pending") for key in ("open", "restricted", "draft")}
+    runs = {key: make_run(app, key, "pending") for key in ("open", "restricted", "draft")}
+    return {**runs, "done": make_run(app, "open", "completed")}
 
 
 @pytest.mark.parametrize(("method", "path", "caller", "expected"), ACCESS,
@@ -187,7 +205,7 @@ def test_route_answers_each_role_with_its_status(method, path, caller, expected,
 
 def _rule_of(app, method: str, path: str):
     adapter = app.url_map.bind("localhost")
-    rule, _ = adapter.match(path.split("?")[0].format(open=1, restricted=2, draft=3), method=method,
+    rule, _ = adapter.match(path.split("?")[0].format(open=1, restricted=2, draft=3, done=4), method=method,
                             return_rule=True)
     return rule.rule, method
 

@@ -716,6 +716,75 @@ def test_a_long_live_log_opens_at_its_end_loads_older_lines_and_follows_new_ones
     assert_not_reloaded(page)
 
 
+def test_replay_a_failed_run_with_an_edited_param_and_compare_the_two(page, demo_workflows, make_user,
+                                                                      worker_processes):
+    """A manager replays a failed Payment reminders run from its page with another mail template: the replay
+    panel opens in place, a bad time is shown at its field without losing what was typed, the replay completes,
+    and the compare page shows the changed parameter. Checked with axe, and at 390 px."""
+    from playwright.sync_api import expect
+
+    sign_in(page, make_user("manager"))
+    source = start_run(page, "payment-reminders", lambda p: p.fill("#param-since", recent_since()))
+    expect(page.locator("#run-status")).to_have_text("Failed", timeout=WORK_TIMEOUT_MS)
+    mark_page(page)
+
+    page.get_by_role("link", name="Replay", exact=True).click()
+    panel = page.locator("#replay-panel")
+    expect(panel.get_by_role("heading", name=f"Replay run #{source}")).to_be_focused()
+    panel.get_by_role("link", name="Close").click()  # closes in place; opened again, it starts afresh
+    expect(panel.get_by_role("heading")).to_have_count(0)
+    page.get_by_role("link", name="Replay", exact=True).click()
+    expect(panel.locator("#replay-version")).to_have_text("v1")
+    expect(panel.locator("#param-template")).to_have_value("reminder-v2")
+    assert_not_reloaded(page)
+
+    panel.locator("#param-template").fill("reminder-v1")
+    panel.get_by_label("At a date and time").check()
+    panel.get_by_role("button", name="Replay run").click()
+    expect(panel.locator(".field-error")).to_contain_text("Date and time is required")
+    expect(panel.locator("#param-template")).to_have_value("reminder-v1")
+    assert_not_reloaded(page)
+
+    panel.get_by_label("Now").check()
+    panel.get_by_role("button", name="Replay run").click()
+    expect(page).to_have_url(re.compile(rf"/runs/(?!{source}$)\d+$"))
+    replay_id = int(page.url.rsplit("/", 1)[1])
+    assert replay_id != source
+    expect(page.locator("#run-status")).to_have_text("Completed", timeout=WORK_TIMEOUT_MS)
+    expect(page.locator("#replay-links")).to_contain_text(f"Replay of #{source}")
+
+    page.get_by_role("link", name=f"Compare with run #{source}").click()
+    expect(page).to_have_url(re.compile(rf"/runs/{source}/compare/{replay_id}$"))
+    template = page.locator("#compare-params-table tr[data-param='template']")
+    expect(template).to_have_class(re.compile(r"\bchanged\b"))
+    expect(template.locator("mark")).to_have_text(['"reminder-v2"', '"reminder-v1"'])
+    expect(page.locator("#compare-params-table tr[data-param='since']")).not_to_have_class(re.compile("changed"))
+    send = page.locator("#compare-steps-table tr[data-step='send']")
+    expect(send.locator(".badge")).to_have_text(["Failed", "Completed"])
+    assert_accessible(page, "compare")
+
+    page.set_viewport_size({"width": 390, "height": 900})
+
+    def check(name):
+        assert_accessible(page, name)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"{name} scrolls sideways by {overflow} px at 390 px"
+
+    page.goto(f"/runs/{source}/compare/{replay_id}")
+    check("compare")
+    page.goto(f"/runs/{source}")  # axe runs after the last htmx swap: it leaves markup a swap would trip over
+    expect(page.locator("#replay-links")).to_contain_text(f"Replayed as #{replay_id}")
+    page.get_by_role("link", name="Replay", exact=True).click()
+    expect(page.locator("#replay-panel").get_by_role("heading", name=f"Replay run #{source}")).to_be_focused()
+    check("replay-panel")
+    page.goto(f"/runs/{source}/replay")
+    check("replay-page")
+    # Without htmx the replay form is a page of its own that posts and goes to the new run.
+    page.get_by_role("button", name="Replay run").click()
+    expect(page).to_have_url(re.compile(rf"/runs/(?!{source}$)(?!{replay_id}$)\d+$"))
+    expect(page.locator("#replay-links")).to_contain_text(f"Replay of #{source}")
+
+
 def test_the_accessibility_check_runs_axe_core_4_14_and_names_what_is_wrong(page):
     """The helper every page test uses really runs the vendored axe-core 4.14 and reports rule, impact and where."""
     page.set_content('<html lang="en"><head><title>t</title></head><body><main><h1>Broken</h1>'

@@ -11,7 +11,7 @@ from app.queries.filters import RunFilter
 from app.queries.runs import runs_page
 from app.security import Capability, can, visible_workflow_ids, visible_workflows, workflow_visible
 from app.services.errors import Conflict, Invalid, NotFound, PermissionDenied
-from app.services.runs import CancelOutcome, cancel_run, retry_run, retry_step, start_run
+from app.services.runs import CancelOutcome, cancel_run, replay_run, retry_run, retry_step, start_run
 from app.services.users import user_for_token
 from app.vocabulary import Trigger
 from app.web.errors import json_error
@@ -21,6 +21,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Failed tokens per client address; past the limit every API call from there answers 429 for a while.
 limiter.limit(lambda: current_app.config["API_AUTH_LIMIT"], deduct_when=lambda response: response.status_code == 401)(bp)
 RUN_REQUEST_FIELDS = {"params", "record"}
+REPLAY_REQUEST_FIELDS = {"params", "record", "at"}
 RUN_FILTER_ARGS = {"workflow", "status", "trigger", "kind", "queue", "version", "key", "range", "since", "until",
                    "before", "limit"}
 
@@ -161,6 +162,29 @@ def list_runs():
 def get_run(run_id: int):
     """A run's status, progress, timing and steps."""
     return jsonify(_run_json(_visible_run(run_id), with_steps=True))
+
+
+@bp.post("/runs/<int:run_id>/replay")
+@token_required
+def replay_run_api(run_id: int):
+    """Replay a completed or failed run with `{"params": {...}, "record": {...}, "at": "<ISO>"}`, all optional
+    (params are edits over the source's values); answers 202 with the new run's id, `replay_of` and URL."""
+    source = _visible_run(run_id)
+    body = json_body(default={})
+    if not isinstance(body, dict):
+        raise Invalid("The body must be a JSON object like {\"params\": {...}}.",
+                      fields={"body": "must be a JSON object"})
+    unknown = sorted(set(body) - REPLAY_REQUEST_FIELDS)
+    if unknown:
+        raise Invalid("The body has fields a replay request does not take.",
+                      fields={name: "is not a field of a replay request" for name in unknown})
+    run = replay_run(db.session, source, g.api_user, params=body.get("params"), record=body.get("record"),
+                     at=body.get("at"), trigger=Trigger.API)
+    db.session.commit()
+    return jsonify({"id": run.id, "status": run.status, "replay_of": source.id,
+                    "scheduled_for": _iso(run.not_before),
+                    "url": url_for("api.get_run", run_id=run.id, _external=True),
+                    "html_url": url_for("runs.detail", run_id=run.id, _external=True)}), 202
 
 
 @bp.post("/runs/<int:run_id>/retry")

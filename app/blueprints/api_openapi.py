@@ -19,11 +19,13 @@ ERRORS = {
          "allowed roles leave the user out are for admins only).",
     409: "The request conflicts with where things stand: the workflow is a draft or disabled (only admins see "
          "those), or the run is not in a status that allows this (retrying a run that did not fail, cancelling "
-         "a finished one, deciding on a run that no longer waits for approval). `error` says which.",
+         "a finished one, replaying one that is still active or did not complete or fail, deciding on a run "
+         "that no longer waits for approval). `error` says which.",
     413: "The request is larger than the server accepts (FLOWDESK_MAX_CONTENT_LENGTH, 1 MiB by default).",
     415: "The body is not sent as `Content-Type: application/json`.",
     422: "The body is well-formed JSON but not a valid request: not an object, a field a run does not take, "
-         "or invalid parameters. `fields` names each, parameters by their name.",
+         "or invalid parameters. `fields` names each, parameters by their name (`record`, `record.key` and `at` "
+         "by theirs).",
     429: "Too many requests with a failing token from this client; wait `Retry-After` seconds.",
 }
 TOKEN_ERRORS = (401, 429)
@@ -113,14 +115,25 @@ def _paths() -> dict:
                 parameters=[_RUN_ID],
             ),
         },
+        "/runs/{run_id}/replay": {
+            "post": _operation(
+                "replayRun", "Replay a completed or failed run as a new run on the current published version",
+                {202: ("The replay was added as pending and queued (or scheduled for `at`); follow it at `url`",
+                       "ReplayStarted")},
+                errors=(400, 403, 404, 409, 413, 415, 422),
+                parameters=[_RUN_ID],
+                body={"required": False,
+                      "description": "Edits; no body replays the run with its own params and context record, now.",
+                      "content": {"application/json": {"schema": _ref("ReplayRequest")}}},
+            ),
+        },
         "/runs/{run_id}/approval": {
             "post": _operation(
                 "decideApproval", "Approve or reject the approval step a run waits on",
                 {200: ("Rejected: the run has ended as rejected", "ApprovalDecided"),
                  202: ("Approved: the run is queued to go on from the next step", "ApprovalDecided")},
                 errors=(400, 403, 404, 409, 413, 415, 422),
-                parameters=[{"name": "run_id", "in": "path", "required": True, "description": "The run's id",
-                             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}],
+                parameters=[_RUN_ID],
                 body={"required": True, "description": "The decision and an optional comment. Only a user whose "
                       "role the step lists (and who holds APPROVE_STEP) may decide, and not on a run they started "
                       "unless the step allows it (403).",
@@ -242,11 +255,36 @@ SCHEMAS = {
         },
         "additionalProperties": False,
     },
+    "ReplayRequest": {
+        "type": "object",
+        "properties": {
+            "params": {"type": "object", "description": "Parameter values to change, by name, laid over the source "
+                                                        "run's values (null clears one); checked like a new run's"},
+            "record": {
+                "type": ["object", "null"],
+                "description": "A context record to use instead of the source run's (null keeps the source's)",
+                "properties": {"key": {"type": ["string", "integer"], "minLength": 1, "maxLength": 120}},
+                "required": ["key"],
+            },
+            "at": {"type": ["string", "null"], "description": "Start it at this future date and time (ISO 8601; "
+                                                               "UTC unless it has an offset), within a year; null or "
+                                                               "absent: now"},
+        },
+        "additionalProperties": False,
+    },
     "RunStarted": _object({
         "id": {"type": "integer"},
         "status": {"type": "string", "enum": [RunStatus.PENDING.value]},
         "url": {"type": "string", "format": "uri", "description": "This run in the API"},
         "html_url": {"type": "string", "format": "uri", "description": "This run's page"},
+    }),
+    "ReplayStarted": _object({
+        "id": {"type": "integer", "description": "The new run"},
+        "status": {"type": "string", "enum": [RunStatus.PENDING.value]},
+        "replay_of": {"type": "integer", "description": "The run it replays"},
+        "scheduled_for": {**_nullable(_TIME), "description": "When rq-scheduler queues it (UTC); null for now"},
+        "url": {"type": "string", "format": "uri", "description": "The new run in the API"},
+        "html_url": {"type": "string", "format": "uri", "description": "The new run's page"},
     }),
     "RetryQueued": _object({
         "id": {"type": "integer"},

@@ -1,4 +1,6 @@
-"""Runs: the history lists, a run's detail page (live while active), its job log tail, and cancelling."""
+"""Runs: the history lists, a run's detail page (live while active), its job log tail, cancelling, replaying and
+comparing a run with its replay."""
+import json
 from dataclasses import replace
 from functools import lru_cache
 
@@ -11,6 +13,7 @@ from app.engine.states import ACTIVE, RunStatus
 from app.extensions import db, htmx, queues
 from app.models import Run, Workflow
 from app.queries import runs as runs_queries
+from app.queries.compare import compare_runs
 from app.queries.csv import csv_response
 from app.queries.filters import RANGES, RunFilter
 from app.queries.logs import RUN_LOG_COLUMNS, LogFilter, run_log_after, run_log_newer, run_log_newest, run_log_rows
@@ -19,10 +22,14 @@ from app.security import (
     visible_workflows,
 )
 from app.security.polls import AFTER, RUN_ID, poll_statement, quick_glance
-from app.services.runs import CancelOutcome, cancel_run, plan_retry, retry_run, retry_step
+from app.services.errors import Invalid, ServiceError
+from app.services.runs import (
+    CancelOutcome, Decision, ReplayPlan, cancel_run, decide as decide_step, plan_replay, plan_retry, replay_refusal,
+    replay_run, retry_run, retry_step,
+)
 from app.timeutil import utcnow
 from app.vocabulary import KINDS, LOG_LEVELS, TRIGGERS
-from app.web.inputs import BadInput, id_arg
+from app.web.inputs import BadInput, checks_own_form_fields, id_arg
 
 bp = Blueprint("runs", __name__)
 LOG_PAGE = 200  # log lines a page: the first view, each "Load older lines", each catch-up of the tail
@@ -355,14 +362,79 @@ def cancel(run_id: int):
     return redirect(url_for("runs.detail", run_id=run_id))
 
 
+REPLAY_FIELDS = ("csrf_token", "replay-when", "replay-at", "replay-record")  # the replay form's own fields
+
+
+@bp.app_template_global("replay_refusal")
+def replay_refusal_for(run: Run) -> str | None:
+    """Why the signed-in user may not replay `run` now (the Replay action's hover text), or None."""
+    refusal = replay_refusal(run, current_user)
+    return refusal.message if refusal else None
+
+
+@bp.get("/runs/<int:run_id>/replay")
+@requires(Capability.REPLAY_RUN)
+def replay_form(run_id: int):
+    """Before replaying a run: what the replay reuses and which version it runs, with its values to edit."""
+    run = get_run_or_404(db.session, run_id, current_user)
+    plan = plan_replay(db.session, run, current_user)
+    values = {name: value for name, value in plan.params.items() if value is not None}
+    record = "" if plan.record is None else json.dumps(plan.record, indent=2, ensure_ascii=False)
+    return _render_replay(plan, values, record, when="now", at="")
+
+
+@bp.post("/runs/<int:run_id>/replay")
+@checks_own_form_fields
+@requires(Capability.REPLAY_RUN)
+def replay(run_id: int):
+    """Replay a finished run with the form's values, now or at the chosen time; bad values show at their fields."""
+    run = get_run_or_404(db.session, run_id, current_user)
+    values = {name: value for name, value in request.form.items() if name not in REPLAY_FIELDS}
+    when = "later" if request.form.get("replay-when") == "later" else "now"
+    at = request.form.get("replay-at", "")
+    record = request.form.get("replay-record")
+    try:
+        new_run = replay_run(db.session, run, current_user, params=values, record=record, from_form=True,
+                             at=at if when == "later" else None)
+    except Invalid as exc:
+        db.session.rollback()
+        plan = plan_replay(db.session, run, current_user)
+        return _render_replay(plan, values, record or "", when=when, at=at, errors=exc.fields), exc.status
+    db.session.commit()
+    flash(f"Run #{new_run.id} replays run #{run.id}"
+          + (f"; it starts at {new_run.not_before:%Y-%m-%d %H:%M} UTC." if new_run.not_before else "."), "success")
+    target = url_for("runs.detail", run_id=new_run.id)
+    if htmx:
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target, code=303)
+
+
+def _render_replay(plan: ReplayPlan, values: dict, record: str, *, when: str, at: str, errors: dict | None = None):
+    """The replay form alone in the run page's replay panel for htmx, the whole page otherwise."""
+    in_panel = bool(htmx) and htmx.target == "replay-panel" and not htmx.history_restore_request
+    context = {"plan": plan, "run": plan.source, "values": values, "record": record, "when": when, "at": at,
+               "errors": errors or {}, "now": utcnow(), "in_panel": in_panel}
+    if in_panel:
+        return render_template("runs/_replay_form.html", **context)
+    return render_template("runs/replay.html", **context)
+
+
+@bp.get("/runs/<int:run_id>/compare/<int:other_id>")
+@requires(Capability.VIEW_RUNS)
+def compare(run_id: int, other_id: int):
+    """Two runs side by side (a run and its replay): params, version and definition, steps, error and result."""
+    first = get_run_or_404(db.session, run_id, current_user)
+    second = get_run_or_404(db.session, other_id, current_user)
+    return render_template("runs/compare.html", comparison=compare_runs(first, second))
+
+
 @bp.post("/runs/<int:run_id>/approval")
 @requires(Capability.APPROVE_STEP)
 def decide(run_id: int):
     """Approve or reject the step a run waits on, with an optional comment: the run panel again (htmx), or back to
     the run page (or the "Waiting for me" list it was sent from); a bad comment is shown at the field."""
-    from app.services.errors import ServiceError
-    from app.services.runs import Decision, decide as decide_step
-
     run = get_run_or_404(db.session, run_id, current_user)
     values = {"comment": request.form.get("comment", "")}
     back = (url_for("approvals.index") if request.form.get("next") == "approvals"

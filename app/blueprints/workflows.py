@@ -4,7 +4,7 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from flask_login import current_user, login_required
 
 from app.extensions import db, htmx
-from app.models import Workflow
+from app.models import Run, Workflow
 from app.queries.filters import RunFilter
 from app.queries.runs import runs_page
 from app.security import Capability, can, get_run_or_404, get_workflow_or_404, requires, visible_workflows
@@ -66,9 +66,21 @@ def _render_detail(workflow: Workflow, values: dict | None = None, errors: dict 
 @bp.get("/workflows/<key>")
 @requires(Capability.LIST_WORKFLOWS)
 def detail(key: str):
-    """Show a workflow: what it does, its Run form and its recent runs."""
+    """Show a workflow: what it does, its Run form and its recent runs; `?from_run=ID` fills the form with that
+    run's values ("Run again with these values")."""
     workflow = get_workflow_or_404(db.session, key, current_user)
-    return _render_detail(workflow)
+    return _render_detail(workflow, _values_of(workflow, id_arg("from_run")))
+
+
+def _values_of(workflow: Workflow, run_id: int | None) -> dict:
+    """The parameter values of run `run_id` of this workflow, as the Run form shows them; none for another
+    workflow's run or one that does not exist (the form then shows its defaults)."""
+    if run_id is None:
+        return {}
+    run = db.session.get(Run, run_id)
+    if run is None or run.workflow_id != workflow.id:
+        return {}
+    return {name: value for name, value in (run.params or {}).items() if value is not None}
 
 
 @bp.post("/workflows/<key>/runs")
@@ -108,7 +120,7 @@ def run_dialog(key: str):
     if source is not None:
         run = get_run_or_404(db.session, source, current_user)
         if run.workflow_id == workflow.id:
-            values = dict(run.params or {})
+            values = {name: value for name, value in (run.params or {}).items() if value is not None}
     if not htmx:
         return redirect(url_for("workflows.detail", key=key))
     message = None if workflow.can_run else "This workflow cannot run now: it is a draft or disabled."

@@ -50,6 +50,8 @@ class Run(db.Model):
     context: Mapped[dict | None] = mapped_column(JSONType)
     record_key: Mapped[str | None] = mapped_column(sa.String(120))
     replay_of_id: Mapped[int | None] = mapped_column(sa.ForeignKey("runs.id", ondelete="SET NULL"))
+    # A replay set for later: rq-scheduler queues it at this time (naive UTC); until then it is pending, scheduled.
+    not_before: Mapped[datetime | None]
     attempt: Mapped[int] = mapped_column(default=1)
     # The step the run resumes at (after a wait, or on retry); None means the first step.
     cursor: Mapped[str | None] = mapped_column(sa.String(80))
@@ -74,6 +76,9 @@ class Run(db.Model):
     # Earlier attempts, as they ended; the current attempt is the run itself.
     earlier_attempts: Mapped[list["RunAttempt"]] = relationship(
         back_populates="run", order_by="RunAttempt.number", cascade="all, delete-orphan", passive_deletes=True)
+    replay_of: Mapped["Run | None"] = relationship(remote_side=[id], back_populates="replays")
+    # The runs replaying this one, oldest first (ix_runs_replay_of_id); the database nulls their link on delete.
+    replays: Mapped[list["Run"]] = relationship(back_populates="replay_of", order_by="Run.id", passive_deletes=True)
 
     @property
     def is_finished(self) -> bool:
@@ -83,6 +88,11 @@ class Run(db.Model):
     def is_active(self) -> bool:
         """Pending, running or waiting: the run's page and log still change."""
         return self.status in ACTIVE
+
+    @property
+    def is_scheduled(self) -> bool:
+        """Pending until a time still to come (a replay set for later): rq-scheduler queues it then."""
+        return self.status == RunStatus.PENDING and self.not_before is not None and self.not_before > utcnow()
 
     @property
     def percent(self) -> int:

@@ -20,6 +20,7 @@ class AuditAction(str, Enum):
     APPROVAL_TIMEOUT = "approval_timeout"  # nobody decided on an approval step in time; the run ended as rejected
     RETRY_RUN = "retry_run"  # a failed run was queued again as a new attempt that reuses its completed steps
     RETRY_STEP = "retry_step"  # a failed run's failed step was queued again, in the same attempt
+    REPLAY_RUN = "replay_run"  # a finished run was replayed as a new run (now, or scheduled for later)
 
 
 Actor = User | str  # a person, or the name of the process that acted (reconciler, worker)

@@ -2,9 +2,9 @@
 and runs whose worker is gone are ended.
 
 A pending run whose execute job is gone (the enqueue failed after commit, or Redis restarted
-without its data) is enqueued again; a waiting run whose resume is gone is scheduled again (or, when an
-approval let it go on, enqueued again); a run waiting for approval whose timeout job is gone gets it
-scheduled again. The
+without its data) is enqueued again, or, for a replay set for a time still to come, handed back to
+rq-scheduler for that time; a waiting run whose resume is gone is scheduled again (or, when an approval let it
+go on, enqueued again); a run waiting for approval whose timeout job is gone gets it scheduled again. The
 claim makes a duplicate harmless: a run enqueued twice still executes once.
 
 A running run whose heartbeat is older than STALE_RUN_SECONDS lost its worker and work horse
@@ -25,7 +25,7 @@ from app.models import Run, StepRun
 from app.services.execution.lost import end_lost_run
 from app.services.execution.queueing import (
     approval_timeout_job_id, enqueue_execute, enqueue_resume, execute_job_id, resume_job_id, schedule_approval_timeout,
-    schedule_resume,
+    schedule_execute, schedule_resume,
 )
 from app.timeutil import utcnow
 
@@ -73,13 +73,20 @@ def reconcile(session: Session, grace_seconds: float = GRACE_SECONDS) -> Reconci
     report = ReconcileReport(lost=end_lost_runs(session, current_app.config["STALE_RUN_SECONDS"]))
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
     pending = session.execute(
-        sa.select(Run.id, Run.attempt, Run.queue)
+        sa.select(Run.id, Run.attempt, Run.queue, Run.not_before)
         .where(Run.status == RunStatus.PENDING.value, Run.queued_at < cutoff)
         .order_by(Run.id)
         .limit(BATCH)
     )
-    for run_id, attempt, queue in pending:
-        if not _job_alive(execute_job_id(run_id, attempt)):
+    now = utcnow()
+    for run_id, attempt, queue, not_before in pending:
+        if _job_alive(execute_job_id(run_id, attempt)):
+            continue
+        if not_before is not None and not_before > now:
+            # A replay set for later goes back to rq-scheduler for its time, never onto a queue early.
+            schedule_execute(run_id, queue, attempt, not_before)
+            report.rescheduled += 1
+        else:
             enqueue_execute(run_id, queue, attempt)
             report.requeued += 1
     waiting = session.execute(

@@ -1,7 +1,7 @@
 """step_runs: approval steps (what they ask, who may decide, by when) and their decisions (who, when, comment)
 
 Revision ID: a9b0c1d2e3f4
-Revises: f7a8b9c0d1e2
+Revises: b6e2d9f4a1c7
 Create Date: 2026-11-22 05:30:00
 
 """
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "a9b0c1d2e3f4"
-down_revision = "f7a8b9c0d1e2"
+down_revision = "b6e2d9f4a1c7"
 branch_labels = None
 depends_on = None
 

@@ -29,6 +29,12 @@ def enqueue_execute(run_id: int, queue: str, attempt: int) -> None:
     queues.enqueue(queue, EXECUTE_JOB, run_id, job_id=execute_job_id(run_id, attempt), **_run_job_options())
 
 
+def schedule_execute(run_id: int, queue: str, attempt: int, when: datetime) -> None:
+    """Have rq-scheduler put the job that executes attempt `attempt` of a run on its queue at `when` (a replay
+    set for later); the job id is the one `enqueue_execute` uses, so the reconciler finds it either way."""
+    queues.enqueue_at(when, queue, EXECUTE_JOB, run_id, job_id=execute_job_id(run_id, attempt), **_run_job_options())
+
+
 def schedule_resume(run_id: int, queue: str, step_run_id: int, when: datetime) -> None:
     """Have rq-scheduler put the job that resumes a parked run on the run's queue at `when`."""
     queues.enqueue_at(when, queue, RESUME_JOB, run_id, job_id=resume_job_id(run_id, step_run_id),
