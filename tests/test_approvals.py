@@ -127,6 +127,22 @@ def test_an_htmx_decision_swaps_the_run_panel_in_place(app, load_workflow, make_
     assert "Approved: the run goes on from the next step." in html
 
 
+def test_the_run_dialog_offers_the_decision_to_who_may_take_it_and_shows_the_run_going_on(app, load_workflow,
+                                                                                          make_user):
+    run_id = parked_run(app, load_workflow, make_user)
+    dialog = {"HX-Request": "true", "HX-Target": "dialog-content"}
+    manager, _ = signed_in(app, make_user, "manager")
+    live = manager.get(f"/runs/{run_id}/dialog", headers=dialog).get_data(as_text=True)
+    assert "Post 3 invoice(s) to the ledger?" in live
+    assert 'hx-target="#dialog-content"' in live and 'value="approve"' in live
+    response = decide(manager, run_id, "approve", "fine", **dialog)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'id="dialog-content"' in html and 'id="run-panel"' not in html
+    assert 'value="approve"' not in html and get_run(app, run_id).status == "waiting"
+    viewer, _ = signed_in(app, make_user, "viewer")
+    assert 'value="approve"' not in viewer.get(f"/runs/{run_id}/dialog", headers=dialog).get_data(as_text=True)
+
+
 def test_a_rejection_ends_the_run_as_rejected_with_who_when_and_why(app, load_workflow, make_user):
     run_id = parked_run(app, load_workflow, make_user)
     admin, email = signed_in(app, make_user, "admin")

@@ -449,14 +449,22 @@ def decide(run_id: int):
         if not exc.fields:
             flash(exc.message, "warning")
         context = _panel_context(db.session.get(Run, run_id), *_panel_state(run_id))
-        return (render_template("runs/_run.html", approval_values=values, approval_errors=exc.fields, **context),
+        return (render_template(_decided_template(), approval_values=values, approval_errors=exc.fields, **context),
                 exc.status)
     db.session.commit()
+    db.session.expire_all()
+    if _decided_template() == "runs/_dialog.html":  # the Run dialog shows the run going on, or rejected
+        run = db.session.get(Run, run_id)
+        return render_template("runs/_dialog.html", **_panel_context(run, *_panel_state(run_id)))
     if result.decision is Decision.APPROVE:
         flash("Approved: the run goes on from the next step.", "success")
     else:
         flash("Rejected: the run ended as rejected.", "warning")
-    db.session.expire_all()
     if htmx:
         return render_template("runs/_run.html", **_panel_context(db.session.get(Run, run_id), *_panel_state(run_id)))
     return redirect(back, code=303)
+
+
+def _decided_template() -> str:
+    """Where a decision was taken: the Run dialog, or the run page's panel."""
+    return "runs/_dialog.html" if htmx and htmx.target == "dialog-content" else "runs/_run.html"
