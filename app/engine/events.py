@@ -91,10 +91,12 @@ class Failed(Event):
 
     def lines(self, done: int) -> list[Line]:
         meta = {"error_code": self.code}
-        lines = [Line(LogLevel.ERROR, f"Step '{self.step_name}' failed [{self.code}]: {self.message}", meta=meta)]
-        lines += [Line(LogLevel.ERROR, text, technical=True, meta=meta) for text in (self.detail, self.traceback)
-                  if text]
-        return lines
+        return [Line(LogLevel.ERROR, f"Step '{self.step_name}' failed [{self.code}]: {self.message}", meta=meta),
+                *self.technical_lines(meta)]
+
+    def technical_lines(self, meta: dict) -> list[Line]:
+        """What went wrong underneath and the stack trace, for support."""
+        return [Line(LogLevel.ERROR, text, technical=True, meta=meta) for text in (self.detail, self.traceback) if text]
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,7 @@ class RetryLater(Event):
                 "next_try_at": iso(self.until)}
         lines = [Line(LogLevel.WARNING, f"Step '{f.step_name}' failed [{f.code}]: {f.message}; "
                                         f"try {self.tried + 1} of {self.max_attempts} in {seconds:g} s", meta=meta)]
-        lines += [Line(LogLevel.ERROR, text, technical=True, meta=meta) for text in (f.detail, f.traceback) if text]
-        return lines
+        return lines + f.technical_lines(meta)
 
 
 @dataclass(frozen=True)

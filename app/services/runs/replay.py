@@ -16,7 +16,7 @@ from app.services.audit import AuditAction, AuditEntity
 from app.services.dispatch import after_commit
 from app.services.errors import Conflict, Invalid, PermissionDenied, ServiceError
 from app.services.execution.queueing import enqueue_execute, schedule_execute
-from app.services.runs.start import check_record, definition_of
+from app.services.runs.start import check_record, definition_of, pending_run
 from app.timeutil import utcnow
 from app.vocabulary import LogLevel, Trigger
 
@@ -128,26 +128,10 @@ def replay_run(
     if errors:
         raise Invalid("Some values of the replay are invalid.", fields=errors)
     workflow = source.workflow
-    trigger = Trigger(trigger)
-    run = Run(
-        workflow_id=workflow.id,
-        version_id=plan.version.id,
-        workflow_key=workflow.key,
-        workflow_name=workflow.name,
-        context=context,
-        record_key=record_key,
-        status=RunStatus.PENDING.value,
-        trigger=trigger.value,
-        triggered_by_id=user.id,
-        trigger_detail=f"replay of #{source.id} by {user.email}"[:255],
-        queue=workflow.queue,
-        params=values,
-        selected_keys=source.selected_keys,
-        replay_of_id=source.id,
-        not_before=not_before,
-        progress_total=len(plan.definition.steps),
-        queued_at=utcnow(),
-    )
+    run = pending_run(workflow, plan.version, plan.definition, user, Trigger(trigger),
+                      f"replay of #{source.id} by {user.email}", params=values, context=context,
+                      record_key=record_key, selected_keys=source.selected_keys, replay_of_id=source.id,
+                      not_before=not_before)
     session.add(run)
     session.flush()
     when = f"; scheduled for {not_before:%Y-%m-%d %H:%M:%S} UTC" if not_before else ""

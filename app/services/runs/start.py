@@ -80,28 +80,25 @@ def start_run(
         record_key = check_record(record)
     except ParamErrors as exc:
         raise Invalid("Some parameters are invalid.", fields=exc.errors) from None
-    trigger = Trigger(trigger)
-    run = Run(
-        workflow_id=workflow.id,
-        version_id=version.id,
-        workflow_key=workflow.key,
-        workflow_name=workflow.name,
-        context=record,
-        record_key=record_key,
-        status=RunStatus.PENDING.value,
-        trigger=trigger.value,
-        triggered_by_id=user.id,
-        trigger_detail=f"{trigger.value} by {user.email}",
-        queue=workflow.queue,
-        params=params,
-        progress_total=len(definition.steps),
-        queued_at=utcnow(),
-    )
+    run = pending_run(workflow, version, definition, user, Trigger(trigger), params=params, context=record,
+                      record_key=record_key)
     session.add(run)
     session.flush()
     run_id, queue, attempt = run.id, run.queue, run.attempt
     after_commit(session, lambda: enqueue_execute(run_id, queue, attempt))
     return run
+
+
+def pending_run(workflow: Workflow, version: WorkflowVersion, definition: Definition, user: User, trigger: Trigger,
+                trigger_detail: str | None = None, **fields) -> Run:
+    """A new pending run of `version` (not yet added to the session), the shape every way of starting one shares:
+    the workflow's key and name as they are now, its queue, who started it and how, the steps it may take."""
+    return Run(
+        workflow_id=workflow.id, version_id=version.id, workflow_key=workflow.key, workflow_name=workflow.name,
+        status=RunStatus.PENDING.value, trigger=trigger.value, triggered_by_id=user.id,
+        trigger_detail=(trigger_detail or f"{trigger.value} by {user.email}")[:255], queue=workflow.queue,
+        progress_total=len(definition.steps), queued_at=utcnow(), **fields,
+    )
 
 
 MAX_RECORD_KEY = 120
