@@ -144,11 +144,11 @@ def _fresh_state(request):
     app = request.getfixturevalue("app")
     from app.extensions import db, queues
 
-    from app.services.execution.executor import forget_definitions
+    from app.services import definitions
 
     with app.app_context():
         _empty_tables(db)
-        forget_definitions()  # emptied tables give out version ids again; a real database never does
+        definitions.forget()  # emptied tables give out version ids again; a real database never does
         queues.connection.flushdb()
         queues.connection.set(SESSION_MARK, os.getpid(), ex=3 * 3600)
     yield

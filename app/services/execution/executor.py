@@ -6,20 +6,18 @@ from flask import current_app
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.orm import Session
 
-from app.engine.definition import END, Definition, DefinitionError, parse_definition
+from app.engine.definition import END, Definition, DefinitionError
 from app.engine.events import AwaitingApproval, Errored, Event, Failed, Parked
 from app.engine.states import RunStatus, StepStatus
 from app.engine.walker import WalkSettings, Walker, initial_context
 from app.models.run import Run, StepRun
 from app.models.workflow import WorkflowVersion
+from app.services import definitions
 from app.services.execution.claims import claim_run
 from app.services.execution.journal import SKIPPED, Journal, Outcome, heartbeat
 from app.services.execution.queueing import schedule_approval_timeout, schedule_resume
 from app.timeutil import utcnow
 from app.vocabulary import LogLevel
-
-
-MAX_DEFINITIONS = 256  # parsed definitions a worker keeps
 
 
 @dataclass(frozen=True)
@@ -82,26 +80,10 @@ class Start:
     tried: int = 0
 
 
-_definitions: dict[int, Definition] = {}
-
-
 def definition_for(session: Session, version_id: int) -> Definition:
-    """The parsed definition of a version, read and parsed once per process: a version never changes once
-    saved (an edit saves a new one), and reading and parsing it was a round trip and a fifth of a short run's
-    CPU. DefinitionError when it is invalid (not kept, so every run says so)."""
-    found = _definitions.get(version_id)
-    if found is None:
-        document = session.scalar(sa.select(WorkflowVersion.definition).where(WorkflowVersion.id == version_id))
-        found = parse_definition(document)
-        if len(_definitions) >= MAX_DEFINITIONS:
-            _definitions.clear()
-        _definitions[version_id] = found
-    return found
-
-
-def forget_definitions() -> None:
-    """Drop the parsed definitions (after a warm-up, whose rolled-back version id SQLite may give out again)."""
-    _definitions.clear()
+    """The parsed definition of a version, read and parsed once per process (see app/services/definitions.py)."""
+    return definitions.parsed(version_id, lambda: session.scalar(
+        sa.select(WorkflowVersion.definition).where(WorkflowVersion.id == version_id)))
 
 
 def _start(journal: Journal, walker: Walker, resume: bool) -> Start:

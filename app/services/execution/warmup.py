@@ -3,7 +3,8 @@ from sqlalchemy.orm import Session
 
 from app.database import rollback_connection
 from app.models import Run, Workflow, WorkflowVersion
-from app.services.execution.executor import ExecutorSettings, execute_run, forget_definitions
+from app.services import definitions
+from app.services.execution.executor import ExecutorSettings, execute_run
 
 WARM_UP_DEFINITION = {
     "key": "flowdesk-warm-up",
@@ -41,4 +42,4 @@ def warm_up(engine) -> None:
             execute_run(session, run.id, settings, resume=True)
         finally:
             session.close()
-            forget_definitions()
+            definitions.forget()

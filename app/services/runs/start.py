@@ -1,15 +1,13 @@
 """Starting runs: the checks, the pending run, its job enqueued after commit."""
-import json
-from functools import lru_cache
-
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.engine.definition import Definition, parse_definition
+from app.engine.definition import Definition
 from app.engine.params import ParamErrors, coerce_params
 from app.engine.states import RunStatus
 from app.models import Run, User, Workflow, WorkflowVersion
 from app.security import Capability, can
+from app.services import definitions
 from app.services.dispatch import after_commit
 from app.services.errors import Conflict, Invalid, PermissionDenied
 from app.services.execution.queueing import enqueue_execute
@@ -17,14 +15,9 @@ from app.timeutil import utcnow
 from app.vocabulary import Trigger
 
 
-@lru_cache(maxsize=256)
-def _parsed(version_id: int, definition_json: str) -> Definition:
-    return parse_definition(json.loads(definition_json))
-
-
 def definition_of(version: WorkflowVersion) -> Definition:
-    """The parsed definition of a published version (cached per version and content)."""
-    return _parsed(version.id, json.dumps(version.definition, sort_keys=True))
+    """The parsed definition of a version (parsed once per process: see app/services/definitions.py)."""
+    return definitions.parsed(version.id, lambda: version.definition)
 
 
 def last_run_times(session: Session, workflows: list[Workflow]) -> dict[int, object]:
