@@ -257,6 +257,8 @@ def test_a_scheduled_replay_stays_pending_until_its_time_and_is_not_enqueued_ear
     sign_in(client, manager)
     page = client.get(f"/runs/{new_id}").get_data(as_text=True)
     assert f"Scheduled for {run.not_before:%Y-%m-%d %H:%M:%S} UTC" in page
+    # The lists say so too, beside its Pending status.
+    assert f"scheduled for {run.not_before:%Y-%m-%d %H:%M:%S}" in client.get("/runs").get_data(as_text=True)
 
     drain()
 
