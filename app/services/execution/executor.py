@@ -119,15 +119,17 @@ def _walk(journal: Journal, walker: Walker, start: Start) -> Event:
     while key != END:
         if journal.due() and (stop := journal.checkpoint()):
             return stop
-        if again is not None and again.error_code != "TEMPLATE_ERROR":
+        if again is not None:
+            # Retry step reuses the input the step had, unless rendering it was what failed.
+            rendered = again.error_code != "TEMPLATE_ERROR"
             sr = journal.retry_step(again)
-            step = walker.prepared(key, sr.input or {})
+            step = walker.prepared(key, sr.input or {}) if rendered else walker.prepare(key)
         else:
-            sr = journal.retry_step(again) if again is not None else journal.begin_step(walker.spec(key), tried)
+            sr = journal.begin_step(walker.spec(key), tried)
             step = walker.prepare(key)
-            if isinstance(step, Failed):
-                return step
-            sr.input = step.input
+        if isinstance(step, Failed):
+            return step
+        sr.input = step.input
         again, tried = None, 0
         if step.may_block:
             # Only a step that can take a while gets a "started" line, committed before it runs.
