@@ -34,13 +34,15 @@ def create_app(config: dict | None = None) -> Flask:
 
     from app import cli, views_support
     from app.web import protection
-    from app.blueprints import api, approvals, auth, logs, runs, workflows
+    from app.blueprints import api, approvals, auth, editor, logs, runs, versions, workflows
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(workflows.bp)
+    app.register_blueprint(editor.bp)
     app.register_blueprint(runs.bp)
     app.register_blueprint(logs.bp)
     app.register_blueprint(approvals.bp)
+    app.register_blueprint(versions.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     if app.config["DEMO_MODE"]:

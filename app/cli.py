@@ -14,7 +14,7 @@ from app.extensions import db
 from app.vocabulary import ROLES
 
 users_cli = AppGroup("users", help="Manage users and API tokens.")
-workflows_cli = AppGroup("workflows", help="Load workflow definitions.")
+workflows_cli = AppGroup("workflows", help="Load workflow definitions (published, or as drafts).")
 demo_cli = AppGroup("demo", help="Demo data.")
 runs_cli = AppGroup("runs", help="Maintain run history.")
 
@@ -112,8 +112,10 @@ def sign_out_command(email):
 @workflows_cli.command("load")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--summary", default="", help="Change summary for the new version.")
-def load_command(files, summary):
-    """Create or update workflows from definition FILES and publish them."""
+@click.option("--draft", is_flag=True, help="Save as a draft version without publishing it (a new workflow stays a "
+              "draft, only admins see it; an existing one keeps its live version).")
+def load_command(files, summary, draft):
+    """Create or update workflows from definition FILES and publish them (or, with --draft, save them unpublished)."""
     from app.services.workflows import load_definition
 
     for path in files:
@@ -122,7 +124,7 @@ def load_command(files, summary):
         except json.JSONDecodeError as exc:
             raise click.ClickException(f"{path}: not valid JSON: {exc}") from None
         try:
-            result = load_definition(db.session, document, summary=summary)
+            result = load_definition(db.session, document, summary=summary, draft=draft)
         except DefinitionError as exc:
             db.session.rollback()
             lines = "\n".join(f"  {field}: {message}" for field, message in exc.errors)
@@ -134,7 +136,10 @@ def load_command(files, summary):
             verb = "updated"
         else:
             verb = "unchanged"
-        click.echo(f"{result.workflow.key}: {verb}, published version {result.version.number}")
+        where = "published version" if result.published else "draft version"
+        live = result.workflow.published_version
+        note = f" (live: {live.label})" if not result.published and live is not None else ""
+        click.echo(f"{result.workflow.key}: {verb}, {where} {result.version.number}{note}")
 
 
 @demo_cli.command("seed")

@@ -9,11 +9,10 @@ like missing ones; a role that lacks the capability gets 403 (before the loader 
 that something exists).
 """
 import pytest
-import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import Workflow
-from app.vocabulary import Role, WorkflowState
+from app.services.workflows import load_definition
+from app.vocabulary import Role
 from tests.conftest import PASSWORD, csrf_token
 from tests.factories import issue_api_token, make_run, steps_workflow
 
@@ -25,7 +24,10 @@ EXPORTERS = RUNNERS  # EXPORT_DATA
 APPROVERS = {Role.MANAGER.value, Role.ADMIN.value}  # APPROVE_STEP
 REPLAYERS = {Role.MANAGER.value, Role.ADMIN.value, Role.SUPPORT.value}  # REPLAY_RUN
 ADMIN = Role.ADMIN.value  # VIEW_DRAFTS: sees drafts and every restricted workflow
+EDITORS = {Role.MANAGER.value, Role.ADMIN.value}  # UPDATE_WORKFLOW: tunes settings (managers: of published workflows)
+AUTHORS = {ADMIN}  # AUTHOR_WORKFLOW, PUBLISH_WORKFLOW
 MISSING_RUN = 999999
+MISSING_VERSION = 2**63 - 2  # a whole number the URL takes, far beyond any version number
 
 
 def each(status: int) -> dict[str, int]:
@@ -113,7 +115,69 @@ PAGES = [
     ("POST", "/runs/{done}/replay", only(REPLAYERS, 303, 403)),
     ("POST", "/runs/{open}/replay", only(REPLAYERS, 409, 403)),
     ("POST", "/runs/{restricted}/replay", gated(REPLAYERS, 409)),
+    # The editor (E2): admins edit everything; managers open a published workflow's editor and change only its
+    # settings (other sections' posts answer 403); other roles get 403, and 404 where they cannot see the workflow
+    # (a draft, a restricted one). The posts carry no fields: admins get the form back with its errors (422), a
+    # change that needs none is applied (303 back to the editor), and a save with nothing new is refused (409).
+    ("GET", "/workflows/new", only({ADMIN}, 200, 403)),
+    ("POST", "/workflows/new", only({ADMIN}, 422, 403)),
+    ("GET", "/workflows/open/edit", only(EDITORS, 200, 403)),
+    ("GET", "/workflows/open/edit?section=steps&step=a", only(EDITORS, 200, 403)),
+    ("GET", "/workflows/restricted/edit", only({ADMIN}, 200, 404)),
+    ("GET", "/workflows/draft/edit", only({ADMIN}, 200, 404)),
+    ("GET", "/workflows/missing/edit", each(404)),
+    ("POST", "/workflows/open/edit/configuration", only({ADMIN}, 422, 403)),
+    ("POST", "/workflows/draft/edit/configuration", only({ADMIN}, 422, 404)),
+    ("POST", "/workflows/open/edit/restrictions", only({ADMIN}, 303, 403)),
+    ("POST", "/workflows/open/edit/settings", only(EDITORS, 422, 403)),
+    ("POST", "/workflows/restricted/edit/settings", only({ADMIN}, 422, 404)),
+    ("POST", "/workflows/draft/edit/settings", only({ADMIN}, 422, 404)),
+    ("POST", "/workflows/open/edit/params", only({ADMIN}, 303, 403)),
+    ("POST", "/workflows/open/edit/params/0", only({ADMIN}, 404, 403)),  # it has no parameters
+    ("POST", "/workflows/open/edit/params/0/form", only({ADMIN}, 404, 403)),
+    ("POST", "/workflows/open/edit/params/0/move", only({ADMIN}, 404, 403)),
+    ("POST", "/workflows/open/edit/params/0/remove", only({ADMIN}, 404, 403)),
+    ("POST", "/workflows/open/edit/steps", only({ADMIN}, 422, 403)),
+    ("POST", "/workflows/draft/edit/steps", only({ADMIN}, 422, 404)),
+    ("POST", "/workflows/open/edit/steps/a", only({ADMIN}, 422, 403)),
+    ("POST", "/workflows/open/edit/steps/a/check", only({ADMIN}, 200, 403)),
+    ("POST", "/workflows/open/edit/steps/a/move", only({ADMIN}, 303, 403)),
+    ("POST", "/workflows/open/edit/steps/a/remove", only({ADMIN}, 303, 403)),
+    ("POST", "/workflows/open/edit/json", only({ADMIN}, 422, 403)),
+    ("POST", "/workflows/open/edit/save", only({ADMIN}, 409, 403)),
+    ("POST", "/workflows/draft/edit/save", only({ADMIN}, 409, 404)),
+    ("POST", "/workflows/open/edit/publish", only({ADMIN}, 409, 403)),
     ("GET", "/runs/{done}/compare/{open}", each(200)),
+    # Authoring: drafts answer 404 to all but admins; the lists switch only for admins (others get the published).
+    ("GET", "/workflows?state=drafts", each(200)),
+    ("GET", "/workflows/open/versions", each(200)),
+    ("GET", "/workflows/restricted/versions", only({ADMIN}, 200, 404)),
+    ("GET", "/workflows/draft/versions", only({ADMIN}, 200, 404)),
+    ("GET", "/workflows/open/versions/1", each(200)),
+    ("GET", "/workflows/draft/versions/1", only({ADMIN}, 200, 404)),
+    ("GET", "/workflows/open/versions/9", each(404)),
+    ("GET", f"/workflows/open/versions/{MISSING_VERSION}", each(404)),  # beyond the number column, not a 500
+    # Every workflow of the world has a pending run: restoring is refused (409) to those who may restore.
+    ("GET", "/workflows/open/versions/1/restore", only(AUTHORS, 409, 403)),
+    ("GET", "/workflows/draft/versions/1/restore", gated(AUTHORS, 409)),
+    ("POST", "/workflows/open/versions/1/restore", only(AUTHORS, 409, 403)),
+    ("POST", f"/workflows/open/versions/{MISSING_VERSION}/restore", only(AUTHORS, 404, 403)),
+    ("POST", "/workflows/draft/versions/1/restore", gated(AUTHORS, 409)),
+    ("GET", "/workflows/open/audit", each(200)),
+    ("GET", "/workflows/draft/audit", only({ADMIN}, 200, 404)),
+    ("POST", "/workflows/open/publish", only(AUTHORS, 409, 403)),  # v1 is live already
+    ("POST", "/workflows/draft/publish", gated(AUTHORS, 303)),
+    ("POST", "/workflows/open/disable", only(AUTHORS, 303, 403)),
+    ("POST", "/workflows/draft/enable", gated(AUTHORS, 303)),
+    ("POST", "/workflows/open/archive", only(AUTHORS, 303, 403)),
+    ("POST", "/workflows/draft/archive", gated(AUTHORS, 303)),
+    ("GET", "/workflows/open/clone", only(AUTHORS, 200, 403)),
+    ("GET", "/workflows/draft/clone", gated(AUTHORS, 200)),
+    ("POST", "/workflows/open/clone", only(AUTHORS, 422, 403)),  # no name in the form
+    ("POST", "/workflows/draft/clone", gated(AUTHORS, 422)),
+    ("GET", "/workflows/open/export", only(EXPORTERS, 200, 403)),
+    ("GET", "/workflows/restricted/export", gated(EXPORTERS, 200)),
+    ("GET", "/workflows/draft/export", gated(EXPORTERS, 200)),
     ("GET", "/runs/{done}/compare/{restricted}", only({ADMIN}, 200, 404)),
     ("GET", f"/runs/{{done}}/compare/{MISSING_RUN}", each(404)),
 ]
@@ -144,6 +208,33 @@ API = [
     ("POST", "/api/v1/runs/{open}/replay", only(REPLAYERS, 409, 403)),
     ("POST", "/api/v1/runs/{restricted}/replay", only({ADMIN}, 409, 404)),
     ("POST", f"/api/v1/runs/{MISSING_RUN}/replay", each(404)),
+    # Authoring: load first (404 for what the caller may not see, drafts above all), then the role (403), then the
+    # body (an empty one is 422 where a definition is required).
+    ("POST", "/api/v1/workflows", only(AUTHORS, 422, 403)),
+    ("PUT", "/api/v1/workflows/open/definition", only(AUTHORS, 422, 403)),
+    ("PUT", "/api/v1/workflows/draft/definition", only({ADMIN}, 422, 404)),
+    ("PUT", "/api/v1/workflows/missing/definition", each(404)),
+    ("POST", "/api/v1/workflows/open/publish", only(AUTHORS, 409, 403)),
+    ("POST", "/api/v1/workflows/draft/publish", only({ADMIN}, 200, 404)),
+    ("POST", "/api/v1/workflows/open/enable", only(AUTHORS, 200, 403)),
+    ("POST", "/api/v1/workflows/open/disable", only(AUTHORS, 200, 403)),
+    ("POST", "/api/v1/workflows/draft/disable", only({ADMIN}, 200, 404)),
+    ("PUT", "/api/v1/workflows/open/settings", only(EDITORS, 200, 403)),  # {} changes nothing
+    ("PUT", "/api/v1/workflows/restricted/settings", only({ADMIN}, 200, 404)),
+    ("PUT", "/api/v1/workflows/draft/settings", only({ADMIN}, 200, 404)),
+    ("GET", "/api/v1/workflows/open/versions", each(200)),
+    ("GET", "/api/v1/workflows/restricted/versions", only({ADMIN}, 200, 404)),
+    ("GET", "/api/v1/workflows/draft/versions", only({ADMIN}, 200, 404)),
+    ("GET", "/api/v1/workflows/open/versions/1", each(200)),
+    ("GET", "/api/v1/workflows/draft/versions/1", only({ADMIN}, 200, 404)),
+    ("GET", "/api/v1/workflows/open/versions/9", each(404)),
+    ("GET", f"/api/v1/workflows/open/versions/{MISSING_VERSION}", each(404)),
+    ("POST", f"/api/v1/workflows/open/versions/{MISSING_VERSION}/restore", only(AUTHORS, 404, 403)),
+    ("POST", "/api/v1/workflows/open/versions/1/restore", only(AUTHORS, 409, 403)),
+    ("POST", "/api/v1/workflows/draft/versions/1/restore", only({ADMIN}, 409, 404)),
+    ("POST", "/api/v1/workflows/open/versions/9/restore", only(AUTHORS, 404, 403)),
+    ("GET", "/api/v1/workflows/open/audit", each(200)),
+    ("GET", "/api/v1/workflows/draft/audit", only({ADMIN}, 200, 404)),
 ]
 ANONYMOUS_STATUS = {"/login": 200, "/api/v1/openapi.json": 200}  # open to everyone
 
@@ -169,11 +260,12 @@ def world(app, load_workflow):
     """The three workflows and a pending run of each; returns the run ids by workflow key."""
     load_workflow(steps_workflow("open", [{"key": "a", "type": "noop"}]))
     load_workflow(steps_workflow("restricted", [{"key": "a", "type": "noop"}], allowed_roles=[ADMIN]))
-    load_workflow(steps_workflow("draft", [{"key": "a", "type": "noop"}]))
     with app.app_context():
-        db.session.execute(sa.update(Workflow).where(Workflow.key == "draft").values(state=WorkflowState.DRAFT.value))
+        draft = load_definition(db.session, steps_workflow("draft", [{"key": "a", "type": "noop"}]), draft=True)
         db.session.commit()
-    runs = {key: make_run(app, key, "pending") for key in ("open", "restricted", "draft")}
+        draft_version = draft.version.id
+    runs = {key: make_run(app, key, "pending") for key in ("open", "restricted")}
+    runs["draft"] = make_run(app, "draft", "pending", version_id=draft_version)  # as if it had been published once
     return {**runs, "done": make_run(app, "open", "completed")}
 
 
@@ -185,7 +277,7 @@ def test_route_answers_each_role_with_its_status(method, path, caller, expected,
         headers = {}
         if caller != ANONYMOUS:
             headers["Authorization"] = f"Bearer {issue_api_token(app, make_user(caller))}"
-        response = client.open(url, method=method, headers=headers, json={} if method == "POST" else None)
+        response = client.open(url, method=method, headers=headers, json={} if method in ("POST", "PUT") else None)
     else:
         if caller != ANONYMOUS:
             email = make_user(caller)

@@ -86,6 +86,12 @@ schema = schemathesis.openapi.from_dict(_document_for_the_typed_workflow(), conf
     # A body the document allows can still be refused by design: parameters belong to each workflow (422),
     # and text with a NUL character is malformed for Flowdesk (400). Every other check runs.
     "checks": {"positive_data_acceptance": {"enabled": False}},
+    # The audit log's only query parameter is `before`: schemathesis 4.32 reports as accepted a negative case whose
+    # query mutation only adds parameters its client drops before sending, paired with a missing Authorization
+    # header that this test always sends (a false positive fixed upstream, schemathesis PR #4762). Every other
+    # check still runs on it, and tests/test_authoring_api.py checks that unknown parameters answer 400.
+    "operations": [{"include-path": "/workflows/{key}/audit",
+                    "checks": {"negative_data_rejection": {"enabled": False}}}],
     # Runs are started on the published workflow (unknown keys are tests of their own); the stored runs' ids
     # come half of the time, so the answers for what exists are checked too.
     "dictionaries": {"run_ids": {"values": [1, 2]},

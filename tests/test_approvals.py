@@ -65,7 +65,8 @@ def log_messages(app, run_id: int) -> list[str]:
 def audit_actions(app, run_id: int) -> list[tuple[str, str]]:
     with app.app_context():
         return [(e.actor, e.action) for e in db.session.scalars(
-            sa.select(AuditEvent).where(AuditEvent.entity_id == run_id).order_by(AuditEvent.id))]
+            sa.select(AuditEvent).where(AuditEvent.entity_type == "run", AuditEvent.entity_id == run_id)
+            .order_by(AuditEvent.id))]
 
 
 def test_an_approval_step_parks_the_run_holding_no_worker(app, load_workflow, make_user):

@@ -72,5 +72,33 @@ def test_demo_seed_is_idempotent(app):
     runner = app.test_cli_runner()
     first = runner.invoke(args=["demo", "seed"]).output
     second = runner.invoke(args=["demo", "seed"]).output
-    assert "workflow invoice-sync version 1 published" in first
+    assert "workflow invoice-sync version 3 published" in first  # after its two earlier versions
+    assert "workflow payment-reminders version 1 published" in first
+    assert "draft vendor-onboarding version 1 saved" in first
     assert second.strip() == ""
+
+
+def test_workflows_load_draft_saves_without_publishing(app, tmp_path, client, make_user):
+    runner = app.test_cli_runner()
+    path = tmp_path / "wf.json"
+    document = steps_workflow("drafted", [{"key": "a", "type": "log", "with": {"message": "one"}}])
+    path.write_text(json.dumps(document))
+    result = runner.invoke(args=["workflows", "load", "--draft", str(path)])
+    assert result.exit_code == 0 and "drafted: created, draft version 1" in result.output
+    with app.app_context():
+        workflow = db.session.scalar(sa.select(Workflow).where(Workflow.key == "drafted"))
+        assert workflow.state == "draft" and workflow.published_version_id is None
+    # Only admins see it: an operator gets 404 on its page, as for a workflow that does not exist.
+    from tests.conftest import PASSWORD, csrf_token
+    email = make_user("operator")
+    client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(client)})
+    assert client.get("/workflows/drafted").status_code == 404
+    # Published without --draft; a later --draft load saves a version but leaves v2 live.
+    assert "drafted: updated, published version 1" in runner.invoke(args=["workflows", "load", str(path)]).output
+    document["steps"][0]["with"]["message"] = "two"
+    path.write_text(json.dumps(document))
+    result = runner.invoke(args=["workflows", "load", "--draft", str(path)])
+    assert "drafted: updated, draft version 2 (live: v1)" in result.output
+    with app.app_context():
+        workflow = db.session.scalar(sa.select(Workflow).where(Workflow.key == "drafted"))
+        assert workflow.published_version.number == 1 and workflow.latest_version.number == 2

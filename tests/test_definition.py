@@ -65,6 +65,12 @@ def test_dangling_links_are_reported(link):
     assert "unknown step 'nowhere'" in errors_of(document)[f"steps[1].{link}"]
 
 
+def test_the_key_new_is_reserved_for_the_new_workflow_page():
+    document = copy.deepcopy(GOOD)
+    document["key"] = "new"
+    assert "reserved" in errors_of(document)["key"]
+
+
 def test_duplicate_step_keys_are_reported():
     document = copy.deepcopy(GOOD)
     document["steps"][3]["key"] = "fetch"

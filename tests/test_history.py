@@ -154,6 +154,32 @@ def test_a_list_page_costs_the_same_queries_for_5_rows_as_for_50(client, login_a
     assert statements("/runs") == few
 
 
+def test_the_workflow_list_costs_the_same_queries_for_2_workflows_as_for_8(client, login_as, app, load_workflow):
+    login_as("admin")
+
+    def statements():
+        seen = []
+        with app.app_context():
+            engine = db.engine
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        sa.event.listen(engine, "before_cursor_execute", listener)
+        try:
+            page = client.get("/workflows")
+            assert page.status_code == 200
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", listener)
+        return len(seen), page.get_data(as_text=True)
+
+    for n in range(2):
+        load_workflow(steps_workflow(f"few-{n}", [{"key": "a", "type": "noop"}]))
+    few, _ = statements()
+    for n in range(6):
+        load_workflow(steps_workflow(f"more-{n}", [{"key": "a", "type": "noop"}]))
+    many, page = statements()
+    assert many == few
+    assert page.count("v1 live") == 8
+
+
 def test_a_workflow_history_filters_by_version_and_hides_what_the_user_may_not_see(
     client, login_as, app, load_workflow,
 ):
@@ -289,14 +315,14 @@ def test_the_filter_form_pushes_a_clean_url(client, login_as, app, two_workflows
 
 
 def test_the_workflow_list_shows_each_workflows_last_run(client, login_as, app, two_workflows):
-    from app.services.runs import last_run_times
+    from app.queries.workflows import last_run_times, latest_runs
 
     login_as("operator")
     insert_runs(app, "alpha", age=timedelta(days=60))
     newest = insert_runs(app, "alpha", age=timedelta(days=3))
     with app.app_context():
         workflows = db.session.scalars(sa.select(Workflow).order_by(Workflow.key)).all()
-        times = last_run_times(db.session, workflows)
+        times = last_run_times(db.session, latest_runs(db.session, workflows))
         expected = db.session.get(Run, newest[0]).queued_at
     assert times == {workflows[0].id: expected}  # beta has never run
     assert expected.strftime("%Y-%m-%d %H:%M:%S") in client.get("/workflows").get_data(as_text=True)

@@ -19,7 +19,8 @@ def _audit_rows(app):
     with app.app_context():
         return db.session.execute(
             sa.select(AuditEvent.actor, AuditEvent.actor_id, AuditEvent.entity_type, AuditEvent.entity_id,
-                      AuditEvent.action, AuditEvent.changes).order_by(AuditEvent.id)
+                      AuditEvent.action, AuditEvent.changes)
+            .where(AuditEvent.entity_type == "run").order_by(AuditEvent.id)
         ).all()
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from app.extensions import db, queues
 from app.models import LogEntry, Run, StepRun
 from app.services.execution.executor import process_run
+from app.services.execution.journal import heartbeats
 from app.services.reconcile import end_lost_runs
 from app.timeutil import utcnow
 from tests.factories import child_pids, get_run, start, steps_workflow, wait_for, work_once
@@ -195,7 +196,7 @@ def test_the_sweep_ends_only_running_runs_whose_heartbeat_is_stale(app, load_wor
     assert [(s.step_key, s.status) for s in silent.steps] == [("a", "completed"), ("b", "failed")]
 
 
-def test_the_heartbeat_thread_stops_when_the_run_parks_or_finishes(app, load_workflow, make_user, monkeypatch):
+def test_a_run_is_heartbeaten_only_while_its_job_holds_it(app, load_workflow, make_user, monkeypatch):
     load_workflow(steps_workflow("beats", [
         {"key": "w", "type": "wait", "with": {"seconds": 60}},
         {"key": "f", "type": "fail", "with": {"code": "NOPE", "message": "stops here"}},
@@ -203,11 +204,27 @@ def test_the_heartbeat_thread_stops_when_the_run_parks_or_finishes(app, load_wor
     monkeypatch.setitem(app.config, "HEARTBEAT_SECONDS", 0.01)
     run_id = start(app, "beats", make_user("operator"))
 
-    def heartbeat_threads():
-        return [t.name for t in threading.enumerate() if t.name.startswith("heartbeat")]
-
     with app.app_context():
         assert process_run(db.session, run_id).status == "waiting"
-        assert heartbeat_threads() == []
+        assert heartbeats.beating() == set()
         assert process_run(db.session, run_id, resume=True).status == "failed"
-        assert heartbeat_threads() == []
+        assert heartbeats.beating() == set()
+
+        # While a job holds a running run, the process's heartbeat thread beats it; once the job lets go, never again
+        # (even though the run still says running, as a killed job's run would).
+        long_ago = utcnow() - timedelta(hours=1)
+        db.session.execute(sa.update(Run).where(Run.id == run_id).values(status="running", heartbeat_at=long_ago))
+        db.session.commit()
+
+        def beaten_at():
+            db.session.rollback()
+            return db.session.scalar(sa.select(Run.heartbeat_at).where(Run.id == run_id))
+
+        with heartbeats.beat(db.engine, run_id, 0.01):
+            assert heartbeats.beating() == {run_id}
+            wait_for(lambda: beaten_at() > long_ago, timeout=5)
+        threading.Event().wait(0.05)  # a beat already under way when the block ended may still land
+        last = beaten_at()
+        threading.Event().wait(0.1)
+        assert beaten_at() == last
+        assert heartbeats.beating() == set()

@@ -96,7 +96,8 @@ def test_replay_uses_current_published_version_and_reuses_params_and_record(app,
     assert source.steps[0].output["message"] == "v1 hello Ada x2"
     assert new.steps[0].output["message"] == "v2 hello Ada x2"
     with app.app_context():
-        event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.entity_id == replay_id))
+        event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.entity_type == "run",
+                                                                AuditEvent.entity_id == replay_id))
         assert event.action == "replay_run" and event.actor == manager
         assert event.changes["replay_of_id"] == [None, source_id] and event.changes["version"] == ["v1", "v2"]
         lines = db.session.scalars(sa.select(LogEntry.message).where(LogEntry.run_id == replay_id)).all()

@@ -6,22 +6,26 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from app.blueprints.api_openapi import openapi_document
 from app.extensions import db, limiter
-from app.models import Run, Workflow
+from app.models import AuditEvent, Run, Workflow, WorkflowVersion
+from app.queries import workflows as workflow_queries
 from app.queries.filters import RunFilter
 from app.queries.runs import runs_page
 from app.security import Capability, can, visible_workflow_ids, visible_workflows, workflow_visible
+from app.services import workflows as authoring
 from app.services.errors import Conflict, Invalid, NotFound, PermissionDenied
 from app.services.runs import CancelOutcome, cancel_run, replay_run, retry_run, retry_step, start_run
 from app.services.users import user_for_token
 from app.vocabulary import Trigger
 from app.web.errors import json_error
-from app.web.inputs import BadInput, json_body
+from app.web.inputs import BadInput, id_arg, json_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Failed tokens per client address; past the limit every API call from there answers 429 for a while.
 limiter.limit(lambda: current_app.config["API_AUTH_LIMIT"], deduct_when=lambda response: response.status_code == 401)(bp)
 RUN_REQUEST_FIELDS = {"params", "record"}
 REPLAY_REQUEST_FIELDS = {"params", "record", "at"}
+DEFINITION_REQUEST_FIELDS = {"definition", "summary"}
+BARE_DEFINITION_FIELDS = {"key", "steps"}  # a body with either (and no `definition`) is the definition itself
 RUN_FILTER_ARGS = {"workflow", "status", "trigger", "kind", "queue", "version", "key", "range", "since", "until",
                    "before", "limit"}
 
@@ -108,7 +112,7 @@ def list_workflows():
     """The workflows the token's user may see."""
     if not can(g.api_user, Capability.LIST_WORKFLOWS):
         raise PermissionDenied("Your role cannot list workflows.")
-    rows = visible_workflows(db.session, g.api_user)
+    rows = visible_workflows(db.session, g.api_user, Workflow.archived_at.is_(None))
     return jsonify(
         {
             "workflows": [
@@ -118,6 +122,186 @@ def list_workflows():
             ]
         }
     )
+
+
+def _workflow_json(workflow: Workflow) -> dict:
+    """A workflow as the authoring calls answer it: what it is, which version is live, its settings."""
+    latest = workflow.latest_version
+    return {
+        "key": workflow.key, "name": workflow.name, "description": workflow.description, "kind": workflow.kind,
+        "trigger": workflow.trigger, "state": workflow.state, "enabled": workflow.enabled,
+        "archived": workflow.is_archived,
+        "version": workflow.published_version.number if workflow.published_version else None,
+        "latest_version": latest.number if latest else None,
+        "has_unpublished_changes": workflow.has_unpublished_changes,
+        "allowed_roles": workflow.allowed_roles,
+        "settings": {name: getattr(workflow, name) for name in authoring.SETTING_FIELDS},
+        "url": url_for("api.list_versions", key=workflow.key, _external=True),
+        "html_url": url_for("workflows.detail", key=workflow.key, _external=True),
+    }
+
+
+def _version_json(version: WorkflowVersion, workflow: Workflow) -> dict:
+    return {"number": version.number, "summary": version.summary,
+            "author": version.author.email if version.author else None, "created_at": _iso(version.created_at),
+            "live": version.id == workflow.published_version_id, "restored_from": version.restored_from,
+            "settings": version.settings}
+
+
+def _definition_request() -> tuple[dict, str | None]:
+    """The body of a create or save: `{"definition": {...}, "summary": "..."}`, or the definition document itself
+    (`{"key": ..., "steps": [...]}`) with the summary, if any, in the `summary` query parameter."""
+    body = json_body()
+    if not isinstance(body, dict):
+        raise Invalid("The body must be a JSON object like {\"definition\": {...}, \"summary\": \"...\"}.",
+                      fields={"body": "must be a JSON object"})
+    if "definition" not in body and BARE_DEFINITION_FIELDS & set(body):
+        return body, request.args.get("summary")
+    unknown = sorted(set(body) - DEFINITION_REQUEST_FIELDS)
+    if unknown:
+        raise Invalid("The body has fields a definition request does not take.",
+                      fields={name: "is not a field of a definition request; use definition and summary"
+                              for name in unknown})
+    if "definition" not in body:
+        raise Invalid("The body has no definition.", fields={"definition": "is required"})
+    return body["definition"], body.get("summary")
+
+
+def _require(capability: Capability, message: str) -> None:
+    if not can(g.api_user, capability):
+        raise PermissionDenied(message)
+
+
+@bp.post("/workflows")
+@token_required
+def create_workflow():
+    """Create a workflow as a draft from `{"definition": {...}, "summary": "..."}` (admins); 201 with the workflow,
+    422 naming each bad field of the definition."""
+    _require(Capability.AUTHOR_WORKFLOW, "Only administrators create workflows.")
+    document, summary = _definition_request()
+    workflow = authoring.create_draft(db.session, g.api_user, document, summary)
+    db.session.commit()
+    response = jsonify(_workflow_json(workflow))
+    response.status_code = 201
+    response.headers["Location"] = url_for("api.list_versions", key=workflow.key, _external=True)
+    return response
+
+
+@bp.put("/workflows/<key>/definition")
+@token_required
+def save_definition(key: str):
+    """Save `{"definition": {...}, "summary": "..."}` as the workflow's next version (admins); 200 with the version,
+    422 naming each bad field, 409 when nothing changed."""
+    workflow = _visible_workflow(key)
+    _require(Capability.AUTHOR_WORKFLOW, "Only administrators change workflow definitions.")
+    document, summary = _definition_request()
+    version = authoring.save_version(db.session, workflow, g.api_user, summary, document)
+    db.session.commit()
+    return jsonify(_version_json(version, workflow))
+
+
+@bp.post("/workflows/<key>/publish")
+@token_required
+def publish_workflow(key: str):
+    """Publish the newest saved version (admins); 409 when it is live already."""
+    workflow = _visible_workflow(key)
+    _require(Capability.PUBLISH_WORKFLOW, "Only administrators publish workflows.")
+    authoring.publish(db.session, workflow, g.api_user)
+    db.session.commit()
+    return jsonify(_workflow_json(workflow))
+
+
+@bp.post("/workflows/<key>/enable")
+@token_required
+def enable_workflow(key: str):
+    """Let the workflow take new runs again (admins)."""
+    return _set_enabled(key, True)
+
+
+@bp.post("/workflows/<key>/disable")
+@token_required
+def disable_workflow(key: str):
+    """Stop the workflow taking new runs (admins); runs in progress go on."""
+    return _set_enabled(key, False)
+
+
+def _set_enabled(key: str, enabled: bool):
+    workflow = _visible_workflow(key)
+    _require(Capability.PUBLISH_WORKFLOW, "Only administrators enable and disable workflows.")
+    authoring.set_enabled(db.session, workflow, g.api_user, enabled)
+    db.session.commit()
+    return jsonify(_workflow_json(workflow))
+
+
+@bp.put("/workflows/<key>/settings")
+@token_required
+def update_workflow_settings(key: str):
+    """Change job settings and safety limits with `{"queue": ..., "max_runtime_seconds": ...}` (any of them;
+    managers and admins); 200 with the workflow and what changed, 422 naming each bad field."""
+    workflow = _visible_workflow(key)
+    _require(Capability.UPDATE_WORKFLOW, "Your role cannot change workflow settings.")
+    body = json_body()
+    if not isinstance(body, dict):
+        raise Invalid("The body must be a JSON object like {\"queue\": \"default\"}.",
+                      fields={"body": "must be a JSON object"})
+    changes = authoring.update_settings(db.session, workflow, g.api_user, body)
+    db.session.commit()
+    return jsonify({"workflow": _workflow_json(workflow), "changes": changes})
+
+
+@bp.get("/workflows/<key>/versions")
+@token_required
+def list_versions(key: str):
+    """The workflow's versions, newest first: number, author, time, summary and which one is live."""
+    workflow = _visible_workflow(key)
+    versions = workflow_queries.versions_of(db.session, workflow)
+    return jsonify({"workflow": _workflow_json(workflow),
+                    "versions": [_version_json(v, workflow) for v in versions]})
+
+
+@bp.get("/workflows/<key>/versions/<int:number>")
+@token_required
+def get_version(key: str, number: int):
+    """One version with its definition, and what it changed since the version before it."""
+    workflow = _visible_workflow(key)
+    compared = workflow_queries.compare_versions(db.session, workflow, number)
+    if compared is None:
+        raise NotFound(f"Workflow '{key}' has no version {number}.")
+    return jsonify({**_version_json(compared.version, workflow), "definition": compared.version.definition,
+                    "changes": compared.diff.audit_changes()})
+
+
+@bp.post("/workflows/<key>/versions/<int:number>/restore")
+@token_required
+def restore_version(key: str, number: int):
+    """Restore version `number` as a new version, live at once if the workflow is published (admins); 409 while
+    any run of the workflow is active."""
+    workflow = _visible_workflow(key)
+    _require(Capability.AUTHOR_WORKFLOW, "Only administrators restore versions.")
+    version = authoring.restore(db.session, workflow, g.api_user, number)
+    db.session.commit()
+    return jsonify(_version_json(version, workflow))
+
+
+@bp.get("/workflows/<key>/audit")
+@token_required
+def workflow_audit(key: str):
+    """Who changed what on the workflow and when, newest first, a page at a time (`next`)."""
+    workflow = _visible_workflow(key)
+    unknown = sorted(set(request.args) - {"before"})
+    if unknown:
+        raise BadInput("The query has parameters the audit log does not take.",
+                       {name: "is not a parameter of the audit log; use before" for name in unknown})
+    page = workflow_queries.audit_page(db.session, workflow, id_arg("before"))
+    following = None
+    if page.older:
+        following = url_for("api.workflow_audit", key=workflow.key, before=page.older, _external=True)
+    return jsonify({"events": [_event_json(e) for e in page.events], "next": following})
+
+
+def _event_json(event: AuditEvent) -> dict:
+    return {"id": event.id, "at": _iso(event.created_at), "actor": event.actor, "action": event.action,
+            "changes": event.changes}
 
 
 @bp.post("/workflows/<key>/runs")

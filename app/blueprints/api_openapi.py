@@ -6,7 +6,8 @@ a route, and schemathesis checks that the answers match. To add an endpoint, add
 """
 from app.engine.states import RunStatus, StepStatus, Verdict
 from app.engine.strictjson import MAX_DEPTH
-from app.vocabulary import KINDS, TRIGGERS, WorkflowState
+from app.engine.limits import BOUNDS, NULLABLE
+from app.vocabulary import KINDS, ROLES, TRIGGERS, WorkflowState
 from app.web.inputs import MAX_ID
 
 ERRORS = {
@@ -17,15 +18,18 @@ ERRORS = {
     403: "The user's role may not do this (a viewer starting a run).",
     404: "No such workflow or run, or one the user may not see (drafts, disabled workflows and workflows whose "
          "allowed roles leave the user out are for admins only).",
-    409: "The request conflicts with where things stand: the workflow is a draft or disabled (only admins see "
-         "those), or the run is not in a status that allows this (retrying a run that did not fail, cancelling "
+    409: "The request conflicts with where things stand: the workflow is a draft, disabled or archived (only admins "
+         "see those), or the run is not in a status that allows this (retrying a run that did not fail, cancelling "
          "a finished one, replaying one that is still active or did not complete or fail, deciding on a run "
-         "that no longer waits for approval). `error` says which.",
+         "that no longer waits for approval); saving a definition identical to the newest version, publishing "
+         "the version that is live already, restoring while any run of the workflow is pending, running or "
+         "waiting. `error` says which.",
     413: "The request is larger than the server accepts (FLOWDESK_MAX_CONTENT_LENGTH, 1 MiB by default).",
     415: "The body is not sent as `Content-Type: application/json`.",
     422: "The body is well-formed JSON but not a valid request: not an object, a field a run does not take, "
          "or invalid parameters. `fields` names each, parameters by their name (`record`, `record.key` and `at` "
-         "by theirs).",
+         "by theirs); a definition's fields by their path in the definition (`key`, `steps[0].with.url`), "
+         "settings by their name.",
     429: "Too many requests with a failing token from this client; wait `Retry-After` seconds.",
 }
 TOKEN_ERRORS = (401, 429)
@@ -60,6 +64,98 @@ def _paths() -> dict:
                 "listWorkflows", "The workflows the token's user may see",
                 {200: ("The workflows, by name", "WorkflowList")},
                 errors=(403,),
+            ),
+            "post": _operation(
+                "createWorkflow", "Create a workflow as a draft, with the definition as its version 1 (admins)",
+                {201: ("The new draft; only admins see it until it is published", "Workflow")},
+                errors=(400, 403, 409, 413, 415, 422),
+                parameters=[_SUMMARY],
+                body={"required": True, "description": "The definition and an optional change summary, or the "
+                      "definition document itself (the summary then in `?summary=`). Its key must be one no workflow "
+                      "has (422 on `key`).",
+                      "content": {"application/json": {"schema": _DEFINITION_BODY}}},
+            ),
+        },
+        "/workflows/{key}/definition": {
+            "put": _operation(
+                "saveDefinition", "Save a definition as the workflow's next version (admins)",
+                {200: ("The new version; the workflow's working copy is now this definition", "Version")},
+                errors=(400, 403, 404, 409, 413, 415, 422),
+                parameters=[_KEY, _SUMMARY],
+                body={"required": True, "description": "The whole definition and an optional change summary (one "
+                      "is generated from what changed when there is none), or the definition document itself (the "
+                      "summary then in `?summary=`). A published workflow's key never changes.",
+                      "content": {"application/json": {"schema": _DEFINITION_BODY}}},
+            ),
+        },
+        "/workflows/{key}/publish": {
+            "post": _operation(
+                "publishWorkflow", "Publish the workflow's newest saved version (admins)",
+                {200: ("The workflow, with that version live", "Workflow")},
+                errors=(403, 404, 409),
+                parameters=[_KEY],
+            ),
+        },
+        "/workflows/{key}/enable": {
+            "post": _operation(
+                "enableWorkflow", "Let the workflow take new runs (admins)",
+                {200: ("The workflow, enabled", "Workflow")},
+                errors=(403, 404, 409),
+                parameters=[_KEY],
+            ),
+        },
+        "/workflows/{key}/disable": {
+            "post": _operation(
+                "disableWorkflow", "Stop the workflow taking new runs; runs in progress go on (admins)",
+                {200: ("The workflow, disabled", "Workflow")},
+                errors=(403, 404),
+                parameters=[_KEY],
+            ),
+        },
+        "/workflows/{key}/settings": {
+            "put": _operation(
+                "updateSettings", "Change job settings and safety limits, live at once (managers and admins)",
+                {200: ("The workflow and what changed", "SettingsUpdated")},
+                errors=(400, 403, 404, 409, 413, 415, 422),
+                parameters=[_KEY],
+                body={"required": True, "description": "The settings to change; those left out stay as they are.",
+                      "content": {"application/json": {"schema": _ref("SettingsRequest")}}},
+            ),
+        },
+        "/workflows/{key}/versions": {
+            "get": _operation(
+                "listVersions", "The workflow's versions, newest first",
+                {200: ("The workflow and its versions", "VersionList")},
+                errors=(404,),
+                parameters=[_KEY],
+            ),
+        },
+        "/workflows/{key}/versions/{number}": {
+            "get": _operation(
+                "getVersion", "One version with its definition and what it changed since the version before it",
+                {200: ("The version", "VersionDetail")},
+                errors=(404,),
+                parameters=[_KEY, _NUMBER],
+            ),
+        },
+        "/workflows/{key}/versions/{number}/restore": {
+            "post": _operation(
+                "restoreVersion", "Restore a version as a new version, live at once if the workflow is published "
+                "(admins); refused while any run of the workflow is active",
+                {200: ("The new version, copied from the one restored", "Version")},
+                errors=(403, 404, 409),
+                parameters=[_KEY, _NUMBER],
+            ),
+        },
+        "/workflows/{key}/audit": {
+            "get": _operation(
+                "workflowAudit", "Who changed what on the workflow, and when, newest first",
+                {200: ("A page of audit events and the URL of the next (older) page", "AuditList")},
+                errors=(400, 404),
+                parameters=[_KEY, {"name": "before", "in": "query", "required": False,
+                                   "description": "Events with ids below this (the `next` URL sets it)",
+                                   "schema": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_ID},
+                                                        {"const": ""}]}}],
             ),
         },
         "/workflows/{key}/runs": {
@@ -149,6 +245,19 @@ def _paths() -> dict:
     }
 
 
+_KEY = {"name": "key", "in": "path", "required": True, "description": "The workflow's key",
+        "schema": {"type": "string"}}
+_NUMBER = {"name": "number", "in": "path", "required": True, "description": "The version's number",
+           "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID}}
+_SUMMARY = {"name": "summary", "in": "query", "required": False,
+            "description": "What changed, when the body is the definition document itself (else it is ignored)",
+            "schema": {"type": "string", "maxLength": 255}}
+# A create or save takes {"definition": {...}, "summary": "..."}, or the definition document itself.
+_DEFINITION_BODY = {"oneOf": [
+    {"$ref": "#/components/schemas/DefinitionRequest"},
+    {"type": "object", "required": ["key", "steps"], "not": {"required": ["definition"]},
+     "description": "The definition document itself: key, name, steps and the rest"},
+]}
 _RUN_ID = {"name": "run_id", "in": "path", "required": True, "description": "The run's id",
            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}
 
@@ -394,6 +503,89 @@ SCHEMAS = {
         })},
     }),
 }
+
+_LIMIT = {name: {"type": ["integer", "null"] if name in NULLABLE else "integer", "minimum": low, "maximum": high}
+          for name, (low, high) in BOUNDS.items()}
+_SETTINGS = {"queue": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,79}$",
+                       "description": "The RQ queue its runs go to (a node)"},
+             "timeout_seconds": {**_LIMIT["timeout_seconds"], "description": "The job timeout of a run; null: the "
+                                 "configured default"},
+             "max_runtime_seconds": {**_LIMIT["max_runtime_seconds"], "description": "A run taking longer ends as "
+                                     "an error; null: no limit"},
+             "max_actions": {**_LIMIT["max_actions"], "description": "Steps a run may execute; null: no limit"},
+             "max_nodes": {**_LIMIT["max_nodes"], "description": "Steps a saved definition may have"}}
+_VERSION = _object({
+    "number": {"type": "integer", "minimum": 1},
+    "summary": {"type": "string"},
+    "author": {"type": ["string", "null"], "description": "Who saved it (an email); null for a file loaded by the CLI"},
+    "created_at": _TIME,
+    "live": {"type": "boolean", "description": "Whether this is the published version, the one that runs"},
+    "restored_from": {"type": ["integer", "null"], "description": "The version it copies, when it was a restore"},
+    "settings": {"type": ["object", "null"], "description": "The workflow's settings when it was saved"},
+})
+SCHEMAS.update({
+    "DefinitionRequest": {
+        "type": "object",
+        "required": ["definition"],
+        "properties": {
+            "definition": {"type": "object", "description": "The workflow definition: key, name, description, kind, "
+                           "trigger, params, steps; it may carry queue, allowed_roles and a settings object, which "
+                           "apply to the workflow at once and are not versioned"},
+            "summary": {"type": ["string", "null"], "maxLength": 255,
+                        "description": "What changed, for the versions list; generated when absent"},
+        },
+        "additionalProperties": False,
+    },
+    "SettingsRequest": {"type": "object", "properties": _SETTINGS, "additionalProperties": False},
+    "Workflow": _object({
+        "key": {"type": "string"},
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "kind": {"type": "string", "enum": list(KINDS)},
+        "trigger": {"type": "string", "enum": list(TRIGGERS)},
+        "state": {"type": "string", "enum": [s.value for s in WorkflowState]},
+        "enabled": {"type": "boolean"},
+        "archived": {"type": "boolean"},
+        "version": {"type": ["integer", "null"], "description": "The published version; null for a draft"},
+        "latest_version": {"type": ["integer", "null"], "description": "The newest saved version"},
+        "has_unpublished_changes": {"type": "boolean",
+                                    "description": "Whether a version or the working copy is newer than the live one"},
+        "allowed_roles": {"type": ["array", "null"], "items": {"type": "string", "enum": list(ROLES)},
+                          "description": "Roles that may see and run it; null: every role"},
+        "settings": _object({**_SETTINGS,
+                             "queue": {"type": "string", "description": _SETTINGS["queue"]["description"]}}),
+        "url": {"type": "string", "format": "uri", "description": "Its versions in the API"},
+        "html_url": {"type": "string", "format": "uri", "description": "Its page"},
+    }),
+    "Version": _VERSION,
+    "VersionDetail": _object({
+        **_VERSION["properties"],
+        "definition": {"type": "object", "description": "The versioned definition"},
+        "changes": {"type": "object", "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2},
+                    "description": "What changed since the version before it, by path: [before, after]"},
+    }),
+    "VersionList": _object({
+        "workflow": _ref("Workflow"),
+        "versions": {"type": "array", "items": _VERSION},
+    }),
+    "SettingsUpdated": _object({
+        "workflow": _ref("Workflow"),
+        "changes": {"type": "object", "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2},
+                    "description": "Each setting that changed: [before, after]"},
+    }),
+    "AuditList": _object({
+        "events": {"type": "array", "items": _object({
+            "id": {"type": "integer"},
+            "at": _TIME,
+            "actor": {"type": "string", "description": "Who acted (an email, or the process that did)"},
+            "action": {"type": "string"},
+            "changes": {"type": "object", "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2},
+                        "description": "Each field that changed: [before, after]; definition fields by their path "
+                                       "such as `steps.notify.with.url`"},
+        })},
+        "next": {"type": ["string", "null"], "description": "The next (older) page, or null on the last"},
+    }),
+})
 
 SCHEMAS["RunSummary"] = _object(
     {name: schema for name, schema in SCHEMAS["Run"]["properties"].items() if name != "steps"},

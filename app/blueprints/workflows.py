@@ -1,19 +1,37 @@
-"""The workflow list, a workflow's page, its Run form and the Run dialog."""
-import sqlalchemy as sa
-from flask import Blueprint, make_response, redirect, render_template, request, url_for
+"""The workflow list (published, drafts, archived), a workflow's page, its Run form and the Run dialog, and what
+admins do to a workflow as a whole: publish, enable or disable, clone, archive, export."""
+import json
+
+from flask import Blueprint, Response, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.extensions import db, htmx
 from app.models import Run, Workflow
+from app.queries import workflows as workflow_queries
 from app.queries.filters import RunFilter
 from app.queries.runs import runs_page
-from app.security import Capability, can, get_run_or_404, get_workflow_or_404, requires, visible_workflows
+from app.security import Capability, can, get_run_or_404, get_workflow_or_404, requires
+from app.security.policy import may_open_editor
+from app.services import workflows as authoring
 from app.services.errors import Invalid, ServiceError
-from app.services.runs import definition_of, last_run_times, start_run
+from app.services.runs import definition_of, start_run
 from app.vocabulary import KINDS, Trigger
 from app.web.inputs import checks_own_form_fields, id_arg
 
 bp = Blueprint("workflows", __name__)
+
+
+@bp.app_template_global("editor_url")
+def editor_url(key: str, section: str | None = None) -> str:
+    """The editor of a workflow, at `section`."""
+    return url_for("editor.edit", key=key, **({"section": section} if section else {}))
+
+
+@bp.app_template_global("may_edit")
+def may_edit(workflow: Workflow) -> bool:
+    """Whether the signed-in user gets an Edit action: admins for every workflow, managers for published ones
+    (their settings and schedule); nobody for an archived one."""
+    return not workflow.is_archived and may_open_editor(current_user, workflow)
 
 
 @bp.get("/")
@@ -26,18 +44,18 @@ def home():
 @bp.get("/workflows")
 @requires(Capability.LIST_WORKFLOWS)
 def index():
-    """List the workflows the user may see, searchable by name or key and filtered by type."""
+    """List the workflows the user may see, searchable by name or key and filtered by type; admins switch between
+    the published ones, the drafts and the archived ones (`?state=`)."""
     q = request.args.get("q", "").strip()
     kind = request.args.get("kind", "")
-    criteria = []
-    if q:
-        pattern = f"%{q.lower()}%"
-        criteria.append(sa.or_(sa.func.lower(Workflow.name).like(pattern), Workflow.key.like(pattern)))
-    if kind in KINDS:
-        criteria.append(Workflow.kind == kind)
-    workflows = visible_workflows(db.session, current_user, *criteria)
-    context = {"workflows": workflows, "last_runs": last_run_times(db.session, workflows), "q": q, "kind": kind,
-               "kinds": KINDS}
+    state = workflow_queries.list_state(request.args.get("state"), current_user)
+    workflows = workflow_queries.workflow_list(db.session, current_user, state, q, kind)
+    latest = workflow_queries.latest_runs(db.session, workflows)
+    context = {"workflows": workflows, "last_runs": workflow_queries.last_run_times(db.session, latest),
+               "latest_runs": latest,
+               "newest": workflow_queries.newest_versions(db.session, workflows) if can(
+                   current_user, Capability.VIEW_DRAFTS) else {}, "q": q, "kind": kind,
+               "kinds": KINDS, "state": state, "states": list(workflow_queries.ListState)}
     if htmx and htmx.target == "workflow-table" and not htmx.history_restore_request:
         return render_template("workflows/_table.html", **context)
     return render_template("workflows/list.html", **context)
@@ -59,7 +77,7 @@ def _run_card_context(workflow: Workflow, values: dict | None = None, errors: di
 def _render_detail(workflow: Workflow, values: dict | None = None, errors: dict | None = None, message=None):
     recent = RunFilter(workflows=(workflow.key,), range="all", limit=10)
     runs = runs_page(db.session, recent, [workflow.id]).runs
-    return render_template("workflows/detail.html", runs=runs,
+    return render_template("workflows/detail.html", runs=runs, tab="overview",
                            **_run_card_context(workflow, values, errors, message))
 
 
@@ -123,7 +141,7 @@ def run_dialog(key: str):
             values = {name: value for name, value in (run.params or {}).items() if value is not None}
     if not htmx:
         return redirect(url_for("workflows.detail", key=key))
-    message = None if workflow.can_run else "This workflow cannot run now: it is a draft or disabled."
+    message = None if workflow.can_run else "This workflow cannot run now: it is a draft, disabled or archived."
     return render_template("workflows/_run_dialog.html", **_run_card_context(workflow, values, None, message))
 
 
@@ -138,3 +156,83 @@ def _render_run_form(workflow: Workflow, values: dict, errors: dict | None = Non
     if htmx:
         return render_template("workflows/_run_card.html", **_run_card_context(workflow, values, errors, message))
     return _render_detail(workflow, values, errors, message)
+
+
+@bp.post("/workflows/<key>/publish")
+@requires(Capability.PUBLISH_WORKFLOW)
+def publish(key: str):
+    """Publish the newest saved version: it becomes the one that runs."""
+    workflow = get_workflow_or_404(db.session, key, current_user)
+    version = authoring.publish(db.session, workflow, current_user)
+    db.session.commit()
+    flash(f"{version.label} is live.", "success")
+    return redirect(url_for("workflows.detail", key=workflow.key), code=303)
+
+
+@bp.post("/workflows/<key>/enable")
+@requires(Capability.PUBLISH_WORKFLOW)
+def enable(key: str):
+    """Let the workflow take new runs again."""
+    return _set_enabled(key, True)
+
+
+@bp.post("/workflows/<key>/disable")
+@requires(Capability.PUBLISH_WORKFLOW)
+def disable(key: str):
+    """Stop the workflow taking new runs; runs in progress go on."""
+    return _set_enabled(key, False)
+
+
+def _set_enabled(key: str, enabled: bool):
+    workflow = get_workflow_or_404(db.session, key, current_user)
+    authoring.set_enabled(db.session, workflow, current_user, enabled)
+    db.session.commit()
+    flash("Enabled: the workflow takes new runs." if enabled
+          else "Disabled: the workflow takes no new runs; runs in progress go on.", "success")
+    return redirect(url_for("workflows.detail", key=workflow.key), code=303)
+
+
+@bp.post("/workflows/<key>/archive")
+@requires(Capability.AUTHOR_WORKFLOW)
+def archive(key: str):
+    """Archive the workflow: hidden from the lists and never run again; its runs and logs stay."""
+    workflow = get_workflow_or_404(db.session, key, current_user)
+    authoring.archive(db.session, workflow, current_user)
+    db.session.commit()
+    flash(f"{workflow.name} is archived. Its runs and logs stay; find it under Archived.", "success")
+    return redirect(url_for("workflows.index", state=workflow_queries.ListState.ARCHIVED.value), code=303)
+
+
+@bp.get("/workflows/<key>/clone")
+@requires(Capability.AUTHOR_WORKFLOW)
+def clone_form(key: str):
+    """Ask for the copy's name before cloning."""
+    workflow = get_workflow_or_404(db.session, key, current_user)
+    return render_template("workflows/clone.html", workflow=workflow, name=f"Copy of {workflow.name}"[:50],
+                           errors={})
+
+
+@bp.post("/workflows/<key>/clone")
+@requires(Capability.AUTHOR_WORKFLOW)
+def clone(key: str):
+    """Copy the workflow as a new draft with the name given; a bad name is shown at its field, as typed."""
+    workflow = get_workflow_or_404(db.session, key, current_user)
+    name = request.form.get("name", "")
+    try:
+        copy = authoring.clone(db.session, workflow, current_user, name)
+    except Invalid as exc:
+        db.session.rollback()
+        return render_template("workflows/clone.html", workflow=workflow, name=name, errors=exc.fields), exc.status
+    db.session.commit()
+    flash(f"Cloned as the draft {copy.name}; only admins see it until it is published.", "success")
+    return redirect(url_for("workflows.detail", key=copy.key), code=303)
+
+
+@bp.get("/workflows/<key>/export")
+@requires(Capability.EXPORT_DATA)
+def export(key: str):
+    """Download the workflow's definition (its newest version) with its settings, as a JSON file."""
+    workflow = get_workflow_or_404(db.session, key, current_user)
+    body = json.dumps(authoring.export_document(workflow), indent=2, ensure_ascii=False) + "\n"
+    return Response(body, mimetype="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{workflow.key}.json"'})

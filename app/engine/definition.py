@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.engine.expressions import check_template
+from app.engine.limits import MAX_NODES, check_limits
 from app.engine.params import ParamSpec, parse_specs
 from app.engine.retry import RetryPolicy, parse_retry
 from app.engine.steps import STEP_TYPES
@@ -11,10 +12,10 @@ from app.vocabulary import KINDS, ROLES, TRIGGERS, Trigger, WorkflowKind
 
 END = "end"
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
+RESERVED_KEYS = frozenset({"new"})  # /workflows/new is the New workflow page, so no workflow can be reached there
 STEP_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
-MAX_NODES = 200
 STEP_FIELDS = {"key", "type", "name", "with", "next", "then", "else", "description", "retry"}
-TOP_FIELDS = {"key", "name", "description", "kind", "queue", "params", "steps", "trigger", "allowed_roles"}
+TOP_FIELDS = {"key", "name", "description", "kind", "queue", "params", "steps", "trigger", "allowed_roles", "settings"}
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,10 @@ def _check_templates(value: Any, path: str, errors: list) -> None:
             _check_templates(v, f"{path}[{i}]", errors)
 
 
-def parse_definition(raw: Any, max_nodes: int = MAX_NODES) -> Definition:
-    """Validate a definition document and return it parsed; raises DefinitionError listing every problem."""
+def parse_definition(raw: Any, max_nodes: int | None = None) -> Definition:
+    """Validate a definition document and return it parsed; raises DefinitionError listing every problem.
+
+    `max_nodes` caps the steps; without it, the document's own `settings.max_nodes`, else MAX_NODES."""
     errors: list[tuple[str, str]] = []
     if not isinstance(raw, dict):
         raise DefinitionError([("definition", "must be a JSON object")])
@@ -79,6 +82,8 @@ def parse_definition(raw: Any, max_nodes: int = MAX_NODES) -> Definition:
     key = raw.get("key")
     if not isinstance(key, str) or not KEY_RE.match(key):
         errors.append(("key", "must be a slug of lowercase letters, digits, '-' or '_' (at most 80)"))
+    elif key in RESERVED_KEYS:
+        errors.append(("key", f"'{key}' is reserved (it is the address of the New workflow page); choose another"))
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         errors.append(("name", "is required"))
@@ -100,6 +105,10 @@ def parse_definition(raw: Any, max_nodes: int = MAX_NODES) -> Definition:
         errors.append(("allowed_roles", f"must be a non-empty list of roles from {', '.join(ROLES)}"))
     specs, param_errors = parse_specs(raw.get("params"))
     errors.extend(param_errors)
+    limits, settings_errors = check_limits(raw.get("settings"))
+    errors.extend(settings_errors)
+    if max_nodes is None:
+        max_nodes = limits.get("max_nodes") or MAX_NODES
 
     raw_steps = raw.get("steps")
     steps: dict[str, StepSpec] = {}

@@ -69,6 +69,15 @@ def parse_specs(raw: Any, path: str = "params") -> tuple[list[ParamSpec], list[t
             if not isinstance(options, list) or not options or not all(isinstance(o, (str, int)) for o in options):
                 errors.append((f"{where}.options", "a choice parameter needs a non-empty list of options"))
                 continue
+        bounds_ok = True
+        for bound in ("min", "max"):
+            value = item.get(bound)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                errors.append((f"{where}.{bound}", "must be a number"))
+                bounds_ok = False
+        if not bounds_ok:
+            continue
         required = item.get("required", False)
         if not isinstance(required, bool):
             errors.append((f"{where}.required", "must be true or false"))

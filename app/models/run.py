@@ -68,6 +68,14 @@ class Run(db.Model):
     error_message: Mapped[str | None] = mapped_column(sa.Text)
     result: Mapped[dict | None] = mapped_column(JSONType)
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(120))
+    # The workflow's job timeout and safety limits as they were when this attempt was queued (None: the configured
+    # job timeout, no limit), and what the attempt has used of them so far: seconds executing (time parked on a wait,
+    # an approval or a retry's backoff not counted) and steps executed.
+    job_timeout_seconds: Mapped[int | None]
+    max_runtime_seconds: Mapped[int | None]
+    max_actions: Mapped[int | None]
+    executed_seconds: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default=sa.text("0"))
+    actions_taken: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
 
     workflow = relationship("Workflow")
     version = relationship("WorkflowVersion")

@@ -1,10 +1,12 @@
-"""Workflows and their published versions."""
+"""Workflows, their saved versions (every save is one) and the pointer to the published one."""
+import json
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
+from app.engine.limits import MAX_NODES, versioned_part
 from app.models.types import JSONType
 from app.timeutil import utcnow
 from app.vocabulary import Trigger, WorkflowKind, WorkflowState
@@ -24,10 +26,17 @@ class Workflow(db.Model):
     queue: Mapped[str] = mapped_column(sa.String(80), default="default")
     # Roles allowed to see and run the workflow; None means every role.
     allowed_roles: Mapped[list | None] = mapped_column(JSONType)
+    # The working copy the editor changes; a save makes it a new version (see has_unsaved_changes).
     draft_definition: Mapped[dict] = mapped_column(JSONType)
     published_version_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("workflow_versions.id", use_alter=True, ondelete="SET NULL")
     )
+    # Settings: live as soon as they change (audited, not versioned; each new version keeps a copy in `settings`).
+    timeout_seconds: Mapped[int | None]  # the RQ job timeout of a run's job; None = the configured default
+    max_runtime_seconds: Mapped[int | None]  # a run that takes longer ends as an error (None = no limit)
+    max_actions: Mapped[int | None]  # steps a run may execute before it ends as an error (None = no limit)
+    max_nodes: Mapped[int] = mapped_column(default=MAX_NODES, server_default=sa.text(str(MAX_NODES)))
+    archived_at: Mapped[datetime | None]  # archived: hidden from the lists, not runnable; runs and logs stay
     timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
     cron: Mapped[str | None] = mapped_column(sa.String(120))
     next_run_at: Mapped[datetime | None]
@@ -59,9 +68,54 @@ class Workflow(db.Model):
         return self.kind == WorkflowKind.AUTOMATED
 
     @property
+    def is_archived(self) -> bool:
+        """Whether the workflow was archived: kept for its runs and logs, never run again."""
+        return self.archived_at is not None
+
+    @property
     def can_run(self) -> bool:
-        """Whether a run may start now: published and enabled (who may start it is the policy's business)."""
-        return self.is_published and self.enabled
+        """Whether a run may start now: published, enabled and not archived (who may start it is the policy's
+        business)."""
+        return self.is_published and self.enabled and not self.is_archived
+
+    @property
+    def latest_version(self) -> "WorkflowVersion | None":
+        """The newest saved version (the highest number)."""
+        return self.versions[-1] if self.versions else None
+
+    @property
+    def has_unsaved_changes(self) -> bool:
+        """Whether the working copy differs from the newest saved version (the editor's "unsaved changes"); the
+        settings a document may carry (queue, allowed_roles, settings) are not versioned and do not count."""
+        latest = self.latest_version
+        if latest is None:
+            return True
+        working = self.draft_definition if isinstance(self.draft_definition, dict) else {}
+        return not same_document(versioned_part(latest.definition), versioned_part(working))
+
+    @property
+    def has_unpublished_changes(self) -> bool:
+        """Whether what would be published next differs from what runs: a version saved after the published one,
+        or a working copy not saved yet."""
+        latest = self.latest_version
+        if latest is None:
+            return True
+        return latest.id != self.published_version_id or self.has_unsaved_changes
+
+    @property
+    def settings(self) -> dict:
+        """The settings as a version keeps a copy of them."""
+        return {"queue": self.queue, "timeout_seconds": self.timeout_seconds,
+                "max_runtime_seconds": self.max_runtime_seconds, "max_actions": self.max_actions,
+                "max_nodes": self.max_nodes, "allowed_roles": self.allowed_roles}
+
+
+def same_document(a: dict | None, b: dict | None) -> bool:
+    """Whether two definition documents hold the same JSON (key order aside)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+MAX_VERSION_NUMBER = 2**31 - 1  # `number` is a 32-bit INTEGER: a larger one (from a URL) names no version
 
 
 class WorkflowVersion(db.Model):
@@ -73,10 +127,13 @@ class WorkflowVersion(db.Model):
     number: Mapped[int]
     definition: Mapped[dict] = mapped_column(JSONType)
     summary: Mapped[str] = mapped_column(sa.String(255), default="")
+    settings: Mapped[dict | None] = mapped_column(JSONType)  # the workflow's settings when it was saved
+    restored_from: Mapped[int | None]  # the number of the version this one copies, when it was a restore
     author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     workflow: Mapped[Workflow] = relationship(back_populates="versions", foreign_keys=[workflow_id])
+    author: Mapped["User | None"] = relationship(foreign_keys=[author_id])  # noqa: F821
 
     @property
     def label(self) -> str:

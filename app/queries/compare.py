@@ -1,9 +1,9 @@
 """Two runs side by side (a run and its replay): what differs in their params, version and definition, steps,
 error and result, for the compare page."""
-import difflib
 import json
 from dataclasses import dataclass
 
+from app.engine.diff import DiffLine, unified_lines
 from app.models import Run, StepRun
 
 MAX_DIFF_LINES = 400  # a definition diff longer than this is cut (the versions page shows whole definitions)
@@ -38,14 +38,6 @@ class StepPair:
             return True
         return (self.left.status, self.left.output, self.left.error_code) != (
             self.right.status, self.right.output, self.right.error_code)
-
-
-@dataclass(frozen=True)
-class DiffLine:
-    """A line of the definition diff; `kind` is "add", "remove", "hunk" or "same"."""
-
-    kind: str
-    text: str
 
 
 @dataclass(frozen=True)
@@ -119,13 +111,6 @@ def _definition_diff(left: Run, right: Run) -> tuple[list[DiffLine], bool]:
     """A unified diff of the two versions' definitions as pretty JSON; empty when both ran the same version."""
     if left.version_id == right.version_id:
         return [], False
-    before = json.dumps(left.version.definition, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
-    after = json.dumps(right.version.definition, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
-    lines = []
-    for text in difflib.unified_diff(before, after, fromfile=left.version.label, tofile=right.version.label,
-                                     lineterm="", n=2):
-        if text.startswith(("---", "+++")):
-            continue
-        kind = {"@": "hunk", "+": "add", "-": "remove"}.get(text[:1], "same")
-        lines.append(DiffLine(kind, text))
+    lines = unified_lines(left.version.definition, right.version.definition, left.version.label,
+                          right.version.label, context=2)
     return lines[:MAX_DIFF_LINES], len(lines) > MAX_DIFF_LINES

@@ -8,9 +8,10 @@ from app.security.policy import Capability, can, workflow_visible
 from app.vocabulary import WorkflowState
 
 
-def visible_workflows(session: Session, user: User, *criteria) -> list[Workflow]:
-    """The workflows `user` may see (by the rule of workflow_visible), filtered by `criteria`, by name."""
-    query = sa.select(Workflow).where(*criteria).order_by(Workflow.name)
+def visible_workflows(session: Session, user: User, *criteria, options=()) -> list[Workflow]:
+    """The workflows `user` may see (by the rule of workflow_visible), filtered by `criteria`, by name; `options`
+    are loader options (what to load with them)."""
+    query = sa.select(Workflow).where(*criteria).options(*options).order_by(Workflow.name)
     if not can(user, Capability.VIEW_DRAFTS):
         query = query.where(Workflow.state == WorkflowState.PUBLISHED.value, Workflow.enabled.is_(True))
     return [w for w in session.scalars(query) if workflow_visible(w, user)]

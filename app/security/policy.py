@@ -12,8 +12,9 @@ class Capability(str, Enum):
     CANCEL_RUN = "CANCEL_RUN"
     REPLAY_RUN = "REPLAY_RUN"
     APPROVE_STEP = "APPROVE_STEP"
-    UPDATE_WORKFLOW = "UPDATE_WORKFLOW"
+    UPDATE_WORKFLOW = "UPDATE_WORKFLOW"  # tune a published workflow's settings (and schedule)
     PUBLISH_WORKFLOW = "PUBLISH_WORKFLOW"
+    AUTHOR_WORKFLOW = "AUTHOR_WORKFLOW"  # create drafts, save versions, restore, clone, archive, set restrictions
     VIEW_DRAFTS = "VIEW_DRAFTS"
     VIEW_TECHNICAL_LOGS = "VIEW_TECHNICAL_LOGS"
     EXPORT_DATA = "EXPORT_DATA"
@@ -51,3 +52,22 @@ def workflow_visible(workflow: Workflow, user: User) -> bool:
     if not published or not workflow.enabled:
         return False
     return not workflow.allowed_roles or user.role in workflow.allowed_roles
+
+
+def may_edit_definition(user, workflow: Workflow) -> bool:
+    """Whether `user` may change the workflow's definition, configuration and restrictions (admins, draft or
+    published)."""
+    return can(user, C.AUTHOR_WORKFLOW)
+
+
+def may_edit_settings(user, workflow: Workflow) -> bool:
+    """Whether `user` may change the workflow's settings: admins always, managers once it is published (and while
+    it is not archived)."""
+    return may_edit_definition(user, workflow) or (
+        can(user, C.UPDATE_WORKFLOW) and workflow.state == WorkflowState.PUBLISHED and workflow.archived_at is None
+    )
+
+
+def may_open_editor(user, workflow: Workflow) -> bool:
+    """Whether the editor opens for `user` (the Edit action shows): whoever may change some part of it."""
+    return may_edit_settings(user, workflow)

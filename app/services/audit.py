@@ -9,6 +9,7 @@ from app.timeutil import utcnow
 
 class AuditEntity(str, Enum):
     RUN = "run"
+    WORKFLOW = "workflow"
 
 
 class AuditAction(str, Enum):
@@ -21,6 +22,16 @@ class AuditAction(str, Enum):
     RETRY_RUN = "retry_run"  # a failed run was queued again as a new attempt that reuses its completed steps
     RETRY_STEP = "retry_step"  # a failed run's failed step was queued again, in the same attempt
     REPLAY_RUN = "replay_run"  # a finished run was replayed as a new run (now, or scheduled for later)
+    CREATE_WORKFLOW = "create_workflow"  # a new workflow was created as a draft, with its version 1
+    SAVE_VERSION = "save_version"  # the definition was saved as a new version (the changed paths)
+    PUBLISH = "publish"  # the newest saved version became the one that runs
+    RESTORE = "restore"  # an earlier version was copied as a new version (and published, if the workflow was)
+    ENABLE = "enable"  # the workflow accepts new runs again
+    DISABLE = "disable"  # the workflow accepts no new runs; runs in progress go on
+    UPDATE_SETTINGS = "update_settings"  # job settings or safety limits changed (live at once)
+    UPDATE_RESTRICTIONS = "update_restrictions"  # which roles may see and run the workflow changed
+    CLONE = "clone"  # the workflow was copied as a new draft (recorded on the copy, naming its source)
+    ARCHIVE = "archive"  # the workflow was archived: hidden from the lists, never run again
 
 
 Actor = User | str  # a person, or the name of the process that acted (reconciler, worker)

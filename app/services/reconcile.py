@@ -73,32 +73,32 @@ def reconcile(session: Session, grace_seconds: float = GRACE_SECONDS) -> Reconci
     report = ReconcileReport(lost=end_lost_runs(session, current_app.config["STALE_RUN_SECONDS"]))
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
     pending = session.execute(
-        sa.select(Run.id, Run.attempt, Run.queue, Run.not_before)
+        sa.select(Run.id, Run.attempt, Run.queue, Run.not_before, Run.job_timeout_seconds)
         .where(Run.status == RunStatus.PENDING.value, Run.queued_at < cutoff)
         .order_by(Run.id)
         .limit(BATCH)
     )
     now = utcnow()
-    for run_id, attempt, queue, not_before in pending:
+    for run_id, attempt, queue, not_before, timeout in pending:
         if _job_alive(execute_job_id(run_id, attempt)):
             continue
         if not_before is not None and not_before > now:
             # A replay set for later goes back to rq-scheduler for its time, never onto a queue early.
-            schedule_execute(run_id, queue, attempt, not_before)
+            schedule_execute(run_id, queue, attempt, not_before, timeout)
             report.rescheduled += 1
         else:
-            enqueue_execute(run_id, queue, attempt)
+            enqueue_execute(run_id, queue, attempt, timeout)
             report.requeued += 1
     waiting = session.execute(
-        sa.select(Run.id, Run.queue, StepRun.id, StepRun.resume_at)
+        sa.select(Run.id, Run.queue, StepRun.id, StepRun.resume_at, Run.job_timeout_seconds)
         .join(StepRun, sa.and_(StepRun.run_id == Run.id, StepRun.status == StepStatus.WAITING.value))
         .where(Run.status == RunStatus.WAITING.value)
         .order_by(Run.id)
         .limit(BATCH)
     )
-    for run_id, queue, step_run_id, resume_at in waiting:
+    for run_id, queue, step_run_id, resume_at, timeout in waiting:
         if not _job_alive(resume_job_id(run_id, step_run_id)):
-            schedule_resume(run_id, queue, step_run_id, max(resume_at, utcnow()))
+            schedule_resume(run_id, queue, step_run_id, max(resume_at, utcnow()), timeout)
             report.rescheduled += 1
     report.rescheduled += _reconcile_approvals(session)
     return report
@@ -123,15 +123,15 @@ def _reconcile_approvals(session: Session) -> int:
     # An approved run waits for its resume with no step waiting: its newest step run is the approved approval.
     newest = sa.select(sa.func.max(StepRun.id)).where(StepRun.run_id == Run.id).correlate(Run).scalar_subquery()
     approved = session.execute(
-        sa.select(Run.id, Run.queue, StepRun.id)
+        sa.select(Run.id, Run.queue, StepRun.id, Run.job_timeout_seconds)
         .join(StepRun, StepRun.id == newest)
         .where(Run.status == RunStatus.WAITING.value, StepRun.step_type == "approval",
                StepRun.status == StepStatus.COMPLETED.value)
         .order_by(Run.id)
         .limit(BATCH)
     )
-    for run_id, queue, step_run_id in approved:
+    for run_id, queue, step_run_id, timeout in approved:
         if not _job_alive(resume_job_id(run_id, step_run_id)):
-            enqueue_resume(run_id, queue, step_run_id)
+            enqueue_resume(run_id, queue, step_run_id, timeout)
             count += 1
     return count

@@ -53,11 +53,17 @@ class RunSnapshot:
     progress_done: int
     context: dict | None
     record_key: str | None
+    job_timeout_seconds: int | None = None
+    max_runtime_seconds: int | None = None
+    max_actions: int | None = None
+    executed_seconds: float = 0.0
+    actions_taken: int = 0
 
 
 _SNAPSHOT_COLUMNS = (
     Run.id, Run.version_id, Run.attempt, Run.params, Run.cursor, Run.trigger, Run.trigger_detail, Run.queue,
-    Run.progress_done, Run.context, Run.record_key,
+    Run.progress_done, Run.context, Run.record_key, Run.job_timeout_seconds, Run.max_runtime_seconds, Run.max_actions,
+    Run.executed_seconds, Run.actions_taken,
 )
 
 

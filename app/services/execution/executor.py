@@ -6,15 +6,14 @@ from flask import current_app
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.orm import Session
 
-from app.engine.definition import END, Definition, DefinitionError
+from app.engine.definition import END, DefinitionError
 from app.engine.events import AwaitingApproval, Errored, Event, Failed, Parked
 from app.engine.states import RunStatus, StepStatus
 from app.engine.walker import WalkSettings, Walker, initial_context
 from app.models.run import Run, StepRun
-from app.models.workflow import WorkflowVersion
 from app.services import definitions
 from app.services.execution.claims import claim_run
-from app.services.execution.journal import SKIPPED, Journal, Outcome, heartbeat
+from app.services.execution.journal import SKIPPED, Journal, Outcome, heartbeats
 from app.services.execution.queueing import schedule_approval_timeout, schedule_resume
 from app.timeutil import utcnow
 from app.vocabulary import LogLevel
@@ -56,7 +55,7 @@ def execute_run(session: Session, run_id: int, settings: ExecutorSettings, resum
     if run is None:
         return SKIPPED
     try:
-        definition = definition_for(session, run.version_id)
+        definition = definitions.of_version(session, run.version_id)
     except DefinitionError as exc:
         journal = Journal(session, run, settings.checkpoint_seconds)
         return journal.settle(Errored("INVALID_DEFINITION", str(exc), f"The workflow definition is invalid: {exc}"))
@@ -78,12 +77,6 @@ class Start:
     key: str
     again: StepRun | None = None
     tried: int = 0
-
-
-def definition_for(session: Session, version_id: int) -> Definition:
-    """The parsed definition of a version, read and parsed once per process (see app/services/definitions.py)."""
-    return definitions.parsed(version_id, lambda: session.scalar(
-        sa.select(WorkflowVersion.definition).where(WorkflowVersion.id == version_id)))
 
 
 def _start(journal: Journal, walker: Walker, resume: bool) -> Start:
@@ -119,6 +112,8 @@ def _walk(journal: Journal, walker: Walker, start: Start) -> Event:
     while key != END:
         if journal.due() and (stop := journal.checkpoint()):
             return stop
+        if stop := journal.limit_reached(walker.spec(key).name):
+            return stop
         if again is not None:
             # Retry step reuses the input the step had, unless rendering it was what failed.
             rendered = again.error_code != "TEMPLATE_ERROR"
@@ -151,10 +146,10 @@ def _walk(journal: Journal, walker: Walker, start: Start) -> Event:
 def process_run(session: Session, run_id: int, resume: bool = False) -> Outcome:
     """Execute (or resume) a run while heartbeating it; a run that parks on a wait step is handed to rq-scheduler,
     and one that waits for approval gets its timeout scheduled there."""
-    with heartbeat(session.get_bind().engine, run_id, current_app.config["HEARTBEAT_SECONDS"]):
+    with heartbeats.beat(session.get_bind().engine, run_id, current_app.config["HEARTBEAT_SECONDS"]):
         outcome = execute_run(session, run_id, executor_settings(), resume=resume)
     if outcome.park_until is not None:
-        schedule_resume(run_id, outcome.queue, outcome.step_run_id, outcome.park_until)
+        schedule_resume(run_id, outcome.queue, outcome.step_run_id, outcome.park_until, outcome.timeout)
     if isinstance(outcome.event, AwaitingApproval):
         schedule_approval_timeout(run_id, outcome.queue, outcome.step_run_id, outcome.event.until)
     return outcome

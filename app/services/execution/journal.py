@@ -8,6 +8,7 @@ progress takes the event's step status, the event's lines are logged, and the ru
 to the event's status in one conditional UPDATE, committed with everything buffered.
 """
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -18,8 +19,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.database import insert_as_loaded
 from app.engine.definition import StepSpec
-from app.engine.events import Cancelled, Event, TakenOver, iso
+from app.engine.events import Cancelled, Errored, Event, TakenOver, iso
 from app.engine.states import FINISHED, STEP_FINISHED, RunStatus, StepStatus
 from app.engine.steps import StepResult
 from app.engine.walker import Next, Walker
@@ -42,6 +44,7 @@ class Outcome:
     park_until: datetime | None = None
     step_run_id: int | None = None
     queue: str | None = None
+    timeout: int | None = None  # the run's job timeout, for the job that resumes it
     event: Event | None = None  # how the walk ended, for what must follow the commit (a timeout to schedule)
 
 
@@ -57,8 +60,11 @@ class Journal:
         self.checkpoint_seconds = checkpoint_seconds
         self.total = total  # steps in the definition; None when it could not be read
         self.done = run.progress_done
+        self.actions = run.actions_taken  # steps this attempt has executed, counting this walk's
+        self._claimed = time.monotonic()
         self.current: StepRun | None = None  # the step in progress
         self._lines: list[tuple[StepRun | None, dict]] = []
+        self._new: list[StepRun] = []  # step runs begun since the last flush, not yet in the session
         self._last_commit = time.monotonic()
 
     def log(
@@ -79,7 +85,11 @@ class Journal:
         }))
 
     def flush(self) -> None:
-        """Write buffered step runs (one batched INSERT by the unit of work) and log lines (one INSERT)."""
+        """Write the step runs begun since the last flush (one INSERT), changes to earlier ones, and the buffered
+        log lines (one INSERT)."""
+        if self._new:
+            insert_as_loaded(self.session, self._new)
+            self._new = []
         self.session.flush()
         if self._lines:
             rows = [{**row, "step_run_id": sr.id if sr is not None else None} for sr, row in self._lines]
@@ -117,7 +127,8 @@ class Journal:
             step_name=spec.name, status=StepStatus.RUNNING.value, scheduled_at=now, started_at=now,
             input=spec.settings, retries=retries,
         )
-        self.session.add(self.current)
+        self._new.append(self.current)
+        self.actions += 1
         if retries:
             self.log(LogLevel.INFO, f"Step '{spec.name}': try {retries + 1}", self.current)
         return self.current
@@ -140,6 +151,7 @@ class Journal:
         sr.scheduled_at = sr.started_at = now
         sr.finished_at = sr.error_code = sr.error_message = sr.suggested_fix = sr.traceback = sr.output = None
         self.current = sr
+        self.actions += 1
         self.log(LogLevel.INFO, f"Retrying step '{sr.step_name}' with the same input (retry {sr.retries})", sr)
         return sr
 
@@ -219,14 +231,34 @@ class Journal:
         if event.status is None:
             self._commit()
             return Outcome(status="lost")
-        values = {**self._progress(), **event.run_values(self.done)}
+        values = {**self._progress(), **event.run_values(self.done), "actions_taken": self.actions,
+                  "executed_seconds": self.executed_seconds()}
         values["finished_at" if event.status in FINISHED else "heartbeat_at"] = now
         change = change_status(self.session, self.run.id, event.status, only_from=[RunStatus.RUNNING], **values)
         self._commit()
         if not change.changed:
             return Outcome(status="lost")
         return Outcome(status=event.status.value, park_until=event.resume_at,
-                       step_run_id=sr.id if sr is not None else None, queue=self.run.queue, event=event)
+                       step_run_id=sr.id if sr is not None else None, queue=self.run.queue,
+                       timeout=self.run.job_timeout_seconds, event=event)
+
+    def executed_seconds(self) -> float:
+        """Seconds this attempt has been executing: earlier walks' (parked time not counted) and this one's."""
+        return self.run.executed_seconds + (time.monotonic() - self._claimed)
+
+    def limit_reached(self, next_step: str) -> Event | None:
+        """An error event if the attempt used up a safety limit of its workflow before step `next_step` (its max
+        actions, its max runtime), else None."""
+        run = self.run
+        if run.max_actions is not None and self.actions >= run.max_actions:
+            message = (f"The run reached its max actions per run ({run.max_actions} steps executed) before "
+                       f"'{next_step}'.")
+            return Errored("LIMIT_ACTIONS", message, f"Stopped: {message}")
+        if run.max_runtime_seconds is not None and self.executed_seconds() >= run.max_runtime_seconds:
+            message = (f"The run reached its max runtime ({run.max_runtime_seconds} s, executed "
+                       f"{self.executed_seconds():.1f} s) before '{next_step}'.")
+            return Errored("LIMIT_RUNTIME", message, f"Stopped: {message}")
+        return None
 
     def _progress(self) -> dict:
         if self.total is None:
@@ -238,32 +270,64 @@ class Journal:
         self._last_commit = time.monotonic()
 
 
-@contextmanager
-def heartbeat(engine: sa.Engine, run_id: int, every: float) -> Iterator[None]:
-    """Heartbeat a running run every `every` seconds while the block runs, so a long step never looks lost.
+class Heartbeats:
+    """One side thread per process heartbeats every run this process is executing, in one UPDATE per beat, so a long
+    step never looks lost. The thread starts with the first run and lives as long as the process (a worker runs one
+    run after another; a thread per run cost more than a short run's steps). It uses connections of its own, never
+    a journal's Session. A process forked from one with a thread (a work horse) starts its own."""
 
-    The beats come from a side thread on connections of its own (never the journal's Session); the
-    thread is stopped and joined when the block ends, however it ends.
-    """
-    stop = threading.Event()
-    beat = (
-        sa.update(Run)
-        .where(Run.id == run_id, Run.status == RunStatus.RUNNING.value)
-        .execution_options(synchronize_session=False)
-    )
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._runs: dict[int, sa.Engine] = {}
+        self._every = 5.0
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = None
 
-    def beat_until_stopped() -> None:
-        while not stop.wait(every):
-            try:
-                with engine.begin() as connection:
-                    connection.execute(beat.values(heartbeat_at=utcnow()))
-            except Exception:  # a missed beat is not fatal: the next one tries again
-                log.warning("heartbeat of run %s failed", run_id, exc_info=True)
+    def beating(self) -> set[int]:
+        """The runs this process heartbeats now."""
+        with self._lock:
+            return set(self._runs)
 
-    thread = threading.Thread(target=beat_until_stopped, name=f"heartbeat-run-{run_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    @contextmanager
+    def beat(self, engine: sa.Engine, run_id: int, every: float) -> Iterator[None]:
+        """Heartbeat run `run_id` at least every `every` seconds while the block runs; it stops when the block ends,
+        however it ends."""
+        with self._lock:
+            self._runs[run_id] = engine
+            if every < self._every:
+                self._wake.set()  # a sleeping thread takes the shorter interval at once
+            self._every = every
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._wake = threading.Event()
+                self._thread = threading.Thread(target=self._beat_forever, name="heartbeat", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._runs.pop(run_id, None)
+
+    def _beat_forever(self) -> None:
+        while True:
+            self._wake.wait(self._every)
+            self._wake.clear()
+            with self._lock:
+                by_engine: dict[sa.Engine, list[int]] = {}
+                for run_id, engine in self._runs.items():
+                    by_engine.setdefault(engine, []).append(run_id)
+            for engine, run_ids in by_engine.items():
+                try:
+                    with engine.begin() as connection:
+                        connection.execute(
+                            sa.update(Run)
+                            .where(Run.id.in_(run_ids), Run.status == RunStatus.RUNNING.value)
+                            .values(heartbeat_at=utcnow())
+                            .execution_options(synchronize_session=False)
+                        )
+                except Exception:  # a missed beat is not fatal: the next one tries again
+                    log.warning("heartbeat of runs %s failed", run_ids, exc_info=True)
+
+
+heartbeats = Heartbeats()

@@ -11,9 +11,10 @@ RUN_JOBS = (EXECUTE_JOB, RESUME_JOB)
 RUN_JOB_FAILED = "jobs.runs.run_job_failed"
 
 
-def _run_job_options() -> dict:
-    """How run jobs are enqueued: RQ's time limit, and the callback that ends the run if the job dies."""
-    return {"timeout": current_app.config["RUN_JOB_TIMEOUT"], "on_failure": RUN_JOB_FAILED}
+def _run_job_options(timeout: int | None) -> dict:
+    """How run jobs are enqueued: RQ's time limit (the workflow's job timeout, else the configured one), and the
+    callback that ends the run if the job dies."""
+    return {"timeout": timeout or current_app.config["RUN_JOB_TIMEOUT"], "on_failure": RUN_JOB_FAILED}
 
 
 def execute_job_id(run_id: int, attempt: int) -> str:
@@ -24,21 +25,22 @@ def resume_job_id(run_id: int, step_run_id: int) -> str:
     return f"run-{run_id}-resume-{step_run_id}"
 
 
-def enqueue_execute(run_id: int, queue: str, attempt: int) -> None:
+def enqueue_execute(run_id: int, queue: str, attempt: int, timeout: int | None = None) -> None:
     """Put the job that executes attempt `attempt` of a run on the run's queue."""
-    queues.enqueue(queue, EXECUTE_JOB, run_id, job_id=execute_job_id(run_id, attempt), **_run_job_options())
+    queues.enqueue(queue, EXECUTE_JOB, run_id, job_id=execute_job_id(run_id, attempt), **_run_job_options(timeout))
 
 
-def schedule_execute(run_id: int, queue: str, attempt: int, when: datetime) -> None:
+def schedule_execute(run_id: int, queue: str, attempt: int, when: datetime, timeout: int | None = None) -> None:
     """Have rq-scheduler put the job that executes attempt `attempt` of a run on its queue at `when` (a replay
     set for later); the job id is the one `enqueue_execute` uses, so the reconciler finds it either way."""
-    queues.enqueue_at(when, queue, EXECUTE_JOB, run_id, job_id=execute_job_id(run_id, attempt), **_run_job_options())
+    queues.enqueue_at(when, queue, EXECUTE_JOB, run_id, job_id=execute_job_id(run_id, attempt),
+                      **_run_job_options(timeout))
 
 
-def schedule_resume(run_id: int, queue: str, step_run_id: int, when: datetime) -> None:
+def schedule_resume(run_id: int, queue: str, step_run_id: int, when: datetime, timeout: int | None = None) -> None:
     """Have rq-scheduler put the job that resumes a parked run on the run's queue at `when`."""
     queues.enqueue_at(when, queue, RESUME_JOB, run_id, job_id=resume_job_id(run_id, step_run_id),
-                      **_run_job_options())
+                      **_run_job_options(timeout))
 
 
 APPROVAL_TIMEOUT_JOB = "jobs.approvals.expire_approval"
@@ -55,9 +57,9 @@ def schedule_approval_timeout(run_id: int, queue: str, step_run_id: int, when: d
                       job_id=approval_timeout_job_id(run_id, step_run_id), timeout=APPROVAL_TIMEOUT_JOB_LIMIT)
 
 
-def enqueue_resume(run_id: int, queue: str, step_run_id: int) -> None:
+def enqueue_resume(run_id: int, queue: str, step_run_id: int, timeout: int | None = None) -> None:
     """Put the job that resumes an approved run on the run's queue now."""
-    queues.enqueue(queue, RESUME_JOB, run_id, job_id=resume_job_id(run_id, step_run_id), **_run_job_options())
+    queues.enqueue(queue, RESUME_JOB, run_id, job_id=resume_job_id(run_id, step_run_id), **_run_job_options(timeout))
 
 
 def cancel_approval_timeout(run_id: int, step_run_id: int) -> None:

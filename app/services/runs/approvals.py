@@ -120,9 +120,10 @@ def decide(session: Session, run: Run, user: User, decision, comment=None) -> De
     if not change.changed or not _record(session, step, verdict, step_status, now, user, comment, error):
         raise Conflict(f"Run #{run.id} is no longer waiting for approval: someone decided first.")
     run_id, queue, step_run_id, step_key = run.id, run.queue, step.id, step.step_key
+    timeout = run.job_timeout_seconds
     after_commit(session, lambda: cancel_approval_timeout(run_id, step_run_id))
     if decision is Decision.APPROVE:
-        after_commit(session, lambda: enqueue_resume(run_id, queue, step_run_id))
+        after_commit(session, lambda: enqueue_resume(run_id, queue, step_run_id, timeout))
     return DecisionResult(step_run_id, step_key, decision, change)
 
 

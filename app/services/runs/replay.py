@@ -65,6 +65,8 @@ def replay_refusal(source: Run, user: User) -> ServiceError | None:
         return Conflict(f"Only completed or failed runs can be replayed; run #{source.id} is {status.label.lower()}.")
     if not workflow.is_published:
         return Conflict("This workflow is a draft; publish it before replaying its runs.")
+    if workflow.is_archived:
+        return Conflict("This workflow is archived; its runs can no longer be replayed.")
     if not workflow.enabled:
         return Conflict("This workflow is disabled; enable it before replaying its runs.")
     return None
@@ -128,7 +130,7 @@ def replay_run(
     if errors:
         raise Invalid("Some values of the replay are invalid.", fields=errors)
     workflow = source.workflow
-    run = pending_run(workflow, plan.version, plan.definition, user, Trigger(trigger),
+    run = pending_run(workflow, plan.version.id, plan.definition, user, Trigger(trigger),
                       f"replay of #{source.id} by {user.email}", params=values, context=context,
                       record_key=record_key, selected_keys=source.selected_keys, replay_of_id=source.id,
                       not_before=not_before)
@@ -145,11 +147,11 @@ def replay_run(
     if not_before:
         changes["not_before"] = [None, not_before.isoformat(timespec="seconds")]
     audit.record(session, user, AuditEntity.RUN, run.id, AuditAction.REPLAY_RUN, changes)
-    run_id, queue, attempt = run.id, run.queue, run.attempt
+    run_id, queue, attempt, timeout = run.id, run.queue, run.attempt, run.job_timeout_seconds
     if not_before is None:
-        after_commit(session, lambda: enqueue_execute(run_id, queue, attempt))
+        after_commit(session, lambda: enqueue_execute(run_id, queue, attempt, timeout))
     else:
-        after_commit(session, lambda: schedule_execute(run_id, queue, attempt, not_before))
+        after_commit(session, lambda: schedule_execute(run_id, queue, attempt, not_before, timeout))
     return run
 
 

@@ -20,7 +20,7 @@ from app.services.dispatch import after_commit
 from app.services.errors import Conflict, PermissionDenied
 from app.services.execution.queueing import enqueue_execute
 from app.services.lifecycle import change_status
-from app.services.runs.start import definition_of
+from app.services.runs.start import definition_of, limits_of
 from app.vocabulary import LogLevel
 
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.ERROR})
@@ -83,6 +83,8 @@ def plan_retry(session: Session, run: Run) -> RetryPlan:
     workflow = run.workflow
     if not workflow.is_published:
         raise Conflict("This workflow is a draft; publish it before retrying its runs.")
+    if workflow.is_archived:
+        raise Conflict("This workflow is archived; its runs can no longer be retried.")
     if not workflow.enabled:
         raise Conflict("This workflow is disabled; enable it before retrying its runs.")
     steps = session.scalars(sa.select(StepRun).where(StepRun.run_id == run.id).order_by(StepRun.id)).all()
@@ -111,6 +113,7 @@ def retry_run(session: Session, run: Run, user: User) -> RetryPlan:
         error_message=run.error_message,
     )
     old_version = run.version.number
+    limits = limits_of(run.workflow)
     resume_name = next(s.name for s in plan.steps if s.key == plan.resume_at)
     change = change_status(
         session, run.id, RunStatus.PENDING, only_from=RETRYABLE, actor=user, action=AuditAction.RETRY_RUN,
@@ -121,6 +124,8 @@ def retry_run(session: Session, run: Run, user: User) -> RetryPlan:
         heartbeat_at=None, cancel_requested_at=None, cancelled_by_id=None, error_code=None, error_message=None,
         result=None,
         progress_done=len(plan.reused), progress_total=len(plan.steps),
+        # A new attempt runs under the workflow's settings now, with its runtime and actions counted afresh.
+        **limits, executed_seconds=0.0, actions_taken=0,
     )
     if not change.changed:
         raise Conflict(f"The run is {change.new.label.lower()} now; only a failed run can be retried.")
@@ -128,9 +133,9 @@ def retry_run(session: Session, run: Run, user: User) -> RetryPlan:
     if old_version != plan.version_number:
         session.add(LogEntry.line(run.id, LogLevel.INFO, f"Attempt {plan.attempt} runs v{plan.version_number} "
                                                          f"(attempt {plan.attempt - 1} ran v{old_version})"))
-    run_id, queue, attempt = run.id, run.queue, plan.attempt
+    run_id, queue, attempt, timeout = run.id, run.queue, plan.attempt, limits["job_timeout_seconds"]
     session.expire(run)
-    after_commit(session, lambda: enqueue_execute(run_id, queue, attempt))
+    after_commit(session, lambda: enqueue_execute(run_id, queue, attempt, timeout))
     return plan
 
 
@@ -206,9 +211,9 @@ def retry_step(session: Session, run: Run, step_key: str, user: User) -> StepRun
     if not change.changed:
         raise Conflict(f"The run is {change.new.label.lower()} now; only a failed run's step can be retried.")
     failed.status = StepStatus.QUEUED.value
-    run_id, queue, attempt = run.id, run.queue, run.attempt
+    run_id, queue, attempt, timeout = run.id, run.queue, run.attempt, run.job_timeout_seconds
     session.expire(run)
-    after_commit(session, lambda: enqueue_execute(run_id, queue, attempt))
+    after_commit(session, lambda: enqueue_execute(run_id, queue, attempt, timeout))
     return failed
 
 

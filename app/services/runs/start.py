@@ -1,7 +1,7 @@
 """Starting runs: the checks, the pending run, its job enqueued after commit."""
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.database import insert_as_loaded
 from app.engine.definition import Definition
 from app.engine.params import ParamErrors, coerce_params
 from app.engine.states import RunStatus
@@ -18,27 +18,6 @@ from app.vocabulary import Trigger
 def definition_of(version: WorkflowVersion) -> Definition:
     """The parsed definition of a version (parsed once per process: see app/services/definitions.py)."""
     return definitions.parsed(version.id, lambda: version.definition)
-
-
-def last_run_times(session: Session, workflows: list[Workflow]) -> dict[int, object]:
-    """When each workflow was last run: the newest run id per workflow, read at the end of its part of the
-    (workflow_id, id) index, then those runs' times. PostgreSQL plans both `max(id)` and `ORDER BY id DESC LIMIT 1`
-    as a backward walk of the primary key that filters workflow_id, which reads most of the table for a workflow
-    with no recent runs (a second each at a million runs); the row comparison can only be answered by the
-    (workflow_id, id) index."""
-    if not workflows:
-        return {}
-    newest = (
-        sa.select(Run.id)
-        .where(Run.workflow_id == Workflow.id, sa.tuple_(Run.workflow_id, Run.id) < sa.tuple_(Workflow.id + 1, 0))
-        .order_by(Run.workflow_id.desc(), Run.id.desc())
-        .limit(1)
-        .correlate(Workflow)
-        .scalar_subquery()
-    )
-    run_ids = session.scalars(sa.select(newest).where(Workflow.id.in_([w.id for w in workflows]))).all()
-    rows = session.execute(sa.select(Run.workflow_id, Run.queued_at).where(Run.id.in_([i for i in run_ids if i])))
-    return {workflow_id: when for workflow_id, when in rows}
 
 
 def start_run(
@@ -64,34 +43,42 @@ def start_run(
         raise PermissionDenied("Your role is not allowed to run this workflow.")
     if not workflow.is_published:
         raise Conflict("This workflow is a draft; publish it before running it.")
+    if workflow.is_archived:
+        raise Conflict("This workflow is archived; it no longer runs.")
     if not workflow.enabled:
         raise Conflict("This workflow is disabled; enable it before running it.")
-    version = workflow.published_version
-    definition = definition_of(version)
+    version_id = workflow.published_version_id
+    definition = definitions.of_version(session, version_id)  # no read of the version once it is parsed
     try:
         params = coerce_params(definition.params, raw_params, from_form=from_form)
         record_key = check_record(record)
     except ParamErrors as exc:
         raise Invalid("Some parameters are invalid.", fields=exc.errors) from None
-    run = pending_run(workflow, version, definition, user, Trigger(trigger), params=params, context=record,
+    run = pending_run(workflow, version_id, definition, user, Trigger(trigger), params=params, context=record,
                       record_key=record_key)
-    session.add(run)
-    session.flush()
-    run_id, queue, attempt = run.id, run.queue, run.attempt
-    after_commit(session, lambda: enqueue_execute(run_id, queue, attempt))
+    insert_as_loaded(session, [run])
+    run_id, queue, attempt, timeout = run.id, run.queue, run.attempt, run.job_timeout_seconds
+    after_commit(session, lambda: enqueue_execute(run_id, queue, attempt, timeout))
     return run
 
 
-def pending_run(workflow: Workflow, version: WorkflowVersion, definition: Definition, user: User, trigger: Trigger,
+def pending_run(workflow: Workflow, version_id: int, definition: Definition, user: User, trigger: Trigger,
                 trigger_detail: str | None = None, **fields) -> Run:
-    """A new pending run of `version` (not yet added to the session), the shape every way of starting one shares:
-    the workflow's key and name as they are now, its queue, who started it and how, the steps it may take."""
+    """A new pending run of version `version_id` (not yet added to the session), the shape every way of starting one
+    shares: the workflow's key and name as they are now, its queue, job timeout and safety limits, who started it and
+    how, the steps it may take."""
     return Run(
-        workflow_id=workflow.id, version_id=version.id, workflow_key=workflow.key, workflow_name=workflow.name,
-        status=RunStatus.PENDING.value, trigger=trigger.value, triggered_by_id=user.id,
+        workflow_id=workflow.id, version_id=version_id, workflow_key=workflow.key, workflow_name=workflow.name,
+        status=RunStatus.PENDING.value, attempt=1, trigger=trigger.value, triggered_by_id=user.id,
         trigger_detail=(trigger_detail or f"{trigger.value} by {user.email}")[:255], queue=workflow.queue,
-        progress_total=len(definition.steps), queued_at=utcnow(), **fields,
+        progress_total=len(definition.steps), queued_at=utcnow(), **limits_of(workflow), **fields,
     )
+
+
+def limits_of(workflow: Workflow) -> dict:
+    """The job timeout and safety limits a new attempt is queued with: the workflow's settings now."""
+    return {"job_timeout_seconds": workflow.timeout_seconds, "max_runtime_seconds": workflow.max_runtime_seconds,
+            "max_actions": workflow.max_actions}
 
 
 MAX_RECORD_KEY = 120
