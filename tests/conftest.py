@@ -295,8 +295,19 @@ def drain(app, live_server):
     return run
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that started worker or scheduler processes shows what they printed during the test."""
+    report = yield
+    if report.when == "call" and report.failed:
+        for path, start in getattr(item, "process_logs", []):
+            text = Path(path).read_text(errors="replace")[start:]
+            report.sections.append((f"Captured {Path(path).name}", text[-20000:]))
+    return report
+
+
 @pytest.fixture
-def flask_process(app, live_server, redis_url, database_url, tmp_root):
+def flask_process(request, app, live_server, redis_url, database_url, tmp_root):
     """Start a real `flask --app wsgi ...` command (worker, scheduler) in a subprocess, as in production.
 
     `flask_process("worker", "default", env={...})` returns the Popen; extra `env` entries override the
@@ -315,10 +326,12 @@ def flask_process(app, live_server, redis_url, database_url, tmp_root):
     logs = tmp_root / "process-logs"
     logs.mkdir(exist_ok=True)
     procs, outs = [], []
+    request.node.process_logs = []  # (log file, offset where this test's output starts), for a failure's report
 
     def start(*args: str, env: dict | None = None) -> subprocess.Popen:
         out = open(logs / f"{args[0]}.log", "a")
         outs.append(out)
+        request.node.process_logs.append((out.name, out.tell()))
         proc = subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env={**base_env, **(env or {})},
             stdout=out, stderr=out,

@@ -127,6 +127,52 @@ def test_the_run_panel_renders_again_when_a_step_finishes_and_when_the_status_ch
     assert response.status_code == 200 and 'id="run-status">Waiting' in response.get_data(as_text=True)
 
 
+@contextmanager
+def finishing_after(app, run_id: int, statement: int):
+    """Inside the block, the run ends as completed (committed by another connection) right after the request's
+    `statement`-th SQL statement; yields a list that holds True once it has."""
+    seen, finished = [], []
+
+    def record(conn, cursor, sql, parameters, context, executemany):
+        if finished:
+            return
+        seen.append(sql)
+        if len(seen) == statement:
+            finished.append(True)
+            with engine.begin() as other:
+                other.execute(sa.update(Run).where(Run.id == run_id)
+                              .values(status="completed", finished_at=utcnow(), progress_done=2))
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "after_cursor_execute", record)
+    try:
+        yield finished
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", record)
+
+
+def test_a_run_that_finishes_while_its_page_renders_is_shown_finished_by_the_next_poll(app, client, login_as, polls):
+    """Whichever of the page's statements the run finishes after, the page's poll marker never describes a newer
+    run than the page shows: a page that shows it running gets the finished panel on its next poll (a marker read
+    after the run would answer 204 forever, and the page would say Running until reloaded)."""
+    login_as("operator")
+    shown_running = 0
+    for statement in range(1, 50):
+        run_id = make_run(app, polls, "running", steps=2)
+        with finishing_after(app, run_id, statement) as finished:
+            html = client.get(f"/runs/{run_id}").get_data(as_text=True)
+        if not finished:
+            break  # the page made fewer statements: every one has been tried
+        if 'id="run-status">Completed' in html:
+            continue
+        shown_running += 1
+        response = _panel(client, _poll_url(html, run_id))
+        assert response.status_code == 200, f"finished after statement {statement}: the poll answered 204"
+        assert 'id="run-status">Completed' in response.get_data(as_text=True)
+    assert statement > 3 and shown_running >= 1
+
+
 def test_the_finished_run_panel_renders_once_without_polling(app, client, login_as, polls):
     login_as("operator")
     run_id = make_run(app, polls, "running", steps=2)

@@ -146,8 +146,9 @@ def _detail(run_id: int):
             return Response(status=204)
         run = get_run_or_404(db.session, run_id, current_user)
         return render_template("runs/_run.html", **_panel_context(run, workers, marker))
+    workers, marker = _panel_state(run_id)  # before the run: a marker never describes a newer run than the page
     run = get_run_or_404(db.session, run_id, current_user)
-    context = _panel_context(run, *_panel_state(run_id))
+    context = _panel_context(run, workers, marker)
     context.update(_log_context(run, LogFilter.from_args(request.args)))
     return render_template("runs/detail.html", **context)
 
@@ -244,7 +245,9 @@ def retry_failed_step(run_id: int, step_key: str):
     db.session.commit()
     flash(f"Step '{step.step_name}' queued to run again with the same input.", "success")
     if htmx:
-        return render_template("runs/_run.html", **_panel_context(run, *_panel_state(run_id)))
+        workers, marker = _panel_state(run_id)
+        db.session.refresh(run)  # read after the marker, so the marker never describes a newer run than the panel
+        return render_template("runs/_run.html", **_panel_context(run, workers, marker))
     return redirect(url_for("runs.detail", run_id=run_id))
 
 
