@@ -1,11 +1,12 @@
 """Database setup: engine options and SQLite pragmas, and a connection whose transactions roll back fully."""
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Flask
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
 
 from app.extensions import db
 
@@ -77,10 +78,26 @@ def insert_as_loaded(session: Session, objects: list) -> None:
         groups.setdefault(tuple(sorted(columns.intersection(obj.__dict__))), []).append(obj)
     for assigned, group in groups.items():
         ids = session.execute(
-            sa.insert(table).returning(table.c.id, sort_by_parameter_order=True),
+            _insert_returning_id(table),
             [{key: obj.__dict__[key] for key in assigned} for obj in group],
         ).scalars()
         for obj, obj_id in zip(group, ids):
             obj.id = obj_id
             make_transient_to_detached(obj)
             session.add(obj)
+
+
+@lru_cache(maxsize=16)
+def _insert_returning_id(table: sa.Table) -> sa.Insert:
+    """A table's INSERT … RETURNING id, built once (its cache key is then computed once too)."""
+    return sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)
+
+
+def autocommit_engine(session: Session | scoped_session) -> sa.Engine | None:
+    """On PostgreSQL, the engine to send one statement on outside any transaction (no BEGIN, no COMMIT: a statement
+    is atomic by itself), when the session is bound to an engine and has not begun a transaction; else None, and
+    the statement belongs in the session."""
+    bind = session.get_bind()
+    if not isinstance(bind, sa.Engine) or bind.dialect.name != "postgresql":
+        return None
+    return None if (session() if isinstance(session, scoped_session) else session).in_transaction() else bind

@@ -12,8 +12,10 @@ from app.extensions import db
 from app.models import AuditEvent, LogEntry, Run, StepRun
 from app.services.execution.claims import claim_run
 from app.services.execution.journal import Journal
+from app.engine.steps import StepResult
 from app.timeutil import utcnow
 from tests.factories import get_run, start, steps_workflow
+from tests.test_polls import statements
 
 STEPS = [{"key": "a", "type": "log", "name": "Say", "with": {"message": "hi"}},
          {"key": "b", "type": "noop", "name": "Nothing"}]
@@ -25,7 +27,7 @@ def journal(app, load_workflow, make_user):
     load_workflow(steps_workflow("j", STEPS))
     run_id = start(app, "j", make_user("operator"))
     with app.app_context():
-        snapshot = claim_run(db.session, run_id, RunStatus.PENDING, started_at=utcnow(), heartbeat_at=utcnow())
+        snapshot = claim_run(db.session, run_id, RunStatus.PENDING, now=utcnow(), starting=True)
         db.session.commit()
         yield Journal(db.session, snapshot, checkpoint_seconds=3600, total=2)
 
@@ -83,7 +85,8 @@ def test_a_checkpoint_reads_a_cancel_request_and_notices_a_run_taken_over(app, j
 def test_a_failure_settles_the_step_the_run_and_the_log_in_one_commit(app, journal, commits):
     journal.begin_step(_spec("a"))
     outcome = journal.settle(Failed("a", "Say", "BAD", "no", suggested_fix="fix it", detail="underneath"))
-    assert outcome.status == "failed" and len(commits) == 1
+    # On PostgreSQL the ending is one statement outside any transaction (see the one-statement tests below).
+    assert outcome.status == "failed" and len(commits) == (0 if db.engine.dialect.name == "postgresql" else 1)
     run = get_run(app, journal.run.id)
     assert (run.status, run.error_code, run.cursor) == ("failed", "BAD", "a")
     assert run.error_message == "Step 'Say' failed: no" and run.finished_at is not None
@@ -151,3 +154,87 @@ def test_the_engine_s_own_endings_write_no_audit_rows(app, journal):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
                                  .where(AuditEvent.entity_type == "run")) == 0
         assert db.session.scalar(sa.select(sa.func.count()).select_from(StepRun)) == 0
+
+
+def _claimed_journal(app, user) -> Journal:
+    run_id = start(app, "j", user)
+    snapshot = claim_run(db.session, run_id, RunStatus.PENDING, now=utcnow(), starting=True)
+    db.session.commit()
+    return Journal(db.session, snapshot, checkpoint_seconds=3600, total=2)
+
+
+def _written(app, run_id: int) -> dict:
+    """What the database holds of a run, without ids, times and the run's own number."""
+    changing = {"id", "run_id", "step_run_id", "created_at", "queued_at", "scheduled_at", "started_at", "finished_at",
+                "heartbeat_at", "resume_at", "executed_seconds", "trigger_detail"}
+    with app.app_context(), db.engine.connect() as c:
+        steps = c.execute(sa.select(StepRun).where(StepRun.run_id == run_id).order_by(StepRun.id)).all()
+        step_keys = {row.id: row.step_key for row in steps}
+        lines = c.execute(sa.select(LogEntry).where(LogEntry.run_id == run_id).order_by(LogEntry.id)).all()
+        run = c.execute(sa.select(Run).where(Run.id == run_id)).one()
+        return {
+            "run": {k: v for k, v in run._mapping.items() if k not in changing},
+            "steps": [{k: v for k, v in r._mapping.items() if k not in changing} for r in steps],
+            "lines": [(step_keys.get(r.step_run_id), r.level, r.message.replace(f"#{run_id} ", "#N "), r.meta,
+                       r.technical) for r in lines],
+            "times": [(r.started_at is None, r.finished_at is None, r.resume_at is None) for r in steps],
+        }
+
+
+ENDINGS = {
+    "completed": lambda: Completed({"steps": {"a": {"said": "hi"}}}),
+    "failed": lambda: Failed("b", "Nothing", "BAD", "no", suggested_fix="fix it", detail="underneath",
+                             traceback="Traceback ..."),
+    "parked": lambda: Parked("b", "Nothing", utcnow() + timedelta(minutes=5)),
+    "cancelled": lambda: Cancelled(),
+}
+
+
+@pytest.mark.parametrize("ending", sorted(ENDINGS))
+def test_on_postgresql_a_walk_ends_in_one_statement_that_writes_what_the_regular_settle_writes(
+        app, load_workflow, make_user, monkeypatch, ending):
+    """A walk whose steps began since the last commit ends in one statement (the run's move, its step runs and its
+    lines); the rows are those the regular settle writes, step by step and line by line."""
+    load_workflow(steps_workflow("j", STEPS))
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("the one-statement ending is PostgreSQL's")
+        written, user = {}, make_user("operator")
+        for at_once in (True, False):
+            journal = _claimed_journal(app, user)
+            monkeypatch.setattr(Journal, "_at_once", lambda self, at_once=at_once: at_once)
+            a = journal.begin_step(_spec("a"))
+            journal.step_ran(StepResult(output={"said": "hi"}, logs=[("info", "hi", {"n": 1})],
+                                        technical_logs=[("debug", "underneath", None)]))
+            journal.complete_step(Next("b"))
+            b = journal.begin_step(_spec("b"))
+            with statements(app) as sent:
+                outcome = journal.settle(ENDINGS[ending]())
+            assert outcome.status == ending.replace("parked", "waiting")
+            assert a.id is not None and b.id > a.id and outcome.step_run_id in (b.id, None)
+            if at_once:
+                assert len([s for s in sent if not s.startswith(("COMMIT", "BEGIN"))]) == 1
+            written[at_once] = _written(app, journal.run.id)
+            db.session.remove()
+    assert written[True] == written[False]
+    assert [step["step_key"] for step in written[True]["steps"]] == ["a", "b"]
+
+
+def test_on_postgresql_a_run_ended_under_the_walk_keeps_its_steps_and_lines_and_does_not_move(
+        app, load_workflow, make_user):
+    """The reconciler ended the run while its worker walked: the one-statement ending keeps what the worker did (as
+    the regular settle does) and leaves the run where the reconciler put it."""
+    load_workflow(steps_workflow("j", STEPS))
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("the one-statement ending is PostgreSQL's")
+        journal = _claimed_journal(app, make_user("operator"))
+        journal.begin_step(_spec("a"))
+        journal.complete_step(Next("b"))
+        with db.engine.begin() as other:
+            other.execute(sa.update(Run).where(Run.id == journal.run.id).values(status="error"))
+        assert journal.settle(Completed({})).status == "lost"
+        db.session.remove()
+        run = get_run(app, journal.run.id)
+        assert run.status == "error" and [s.step_key for s in run.steps] == ["a"]
+        assert [message for message, _ in _lines(app, journal.run.id)][-1] == "Run completed: 1 step(s) done"

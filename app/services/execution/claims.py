@@ -4,6 +4,8 @@ Every move names the statuses it may leave in its WHERE clause; a late or duplic
 """
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -67,14 +69,28 @@ _SNAPSHOT_COLUMNS = (
 )
 
 
-def claim_run(session: Session, run_id: int, source: RunStatus, **values) -> RunSnapshot | None:
-    """Move run `run_id` from `source` to running and return what the executor needs of it, or None if
-    another claim won (or the run left `source`)."""
-    row = session.execute(
+def claim_run(session: Session | sa.Connection, run_id: int, source: RunStatus, *, now: datetime | None = None,
+              starting: bool = False) -> RunSnapshot | None:
+    """Move run `run_id` from `source` to running and return what the executor needs of it, or None if another claim
+    won (or the run left `source`). With `now`, the claim is the run's first heartbeat and, when `starting`, its start
+    (a run that already has one keeps it: a retried step does)."""
+    row = session.execute(_claim_statement(source, now is not None, starting), {"run_id": run_id, "now": now}).first()
+    return None if row is None else RunSnapshot(**row._asdict())
+
+
+@lru_cache(maxsize=8)
+def _claim_statement(source: RunStatus, beat: bool, starting: bool) -> sa.Update:
+    """The claim's UPDATE, built once per shape: a worker claims a run per job."""
+    now = sa.bindparam("now", type_=Run.__table__.c.heartbeat_at.type)
+    values = {"status": RunStatus.RUNNING.value}
+    if beat:
+        values["heartbeat_at"] = now
+    if starting:
+        values["started_at"] = sa.func.coalesce(Run.started_at, now)
+    return (
         sa.update(Run)
-        .where(Run.id == run_id, Run.status == source.value)
-        .values(status=RunStatus.RUNNING.value, **values)
+        .where(Run.id == sa.bindparam("run_id", type_=Run.__table__.c.id.type), Run.status == source.value)
+        .values(**values)
         .returning(*_SNAPSHOT_COLUMNS)
         .execution_options(synchronize_session=False)
-    ).first()
-    return None if row is None else RunSnapshot(**row._asdict())
+    )

@@ -1,16 +1,16 @@
 """The executor: claims a run, lets the walker walk its steps and the journal record them, until it parks or ends."""
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from flask import current_app
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.orm import Session
 
+from app.database import autocommit_engine
 from app.engine.definition import END, DefinitionError
 from app.engine.events import AwaitingApproval, Errored, Event, Failed, Parked
 from app.engine.states import RunStatus, StepStatus
 from app.engine.walker import WalkSettings, Walker, initial_context
-from app.models.run import Run, StepRun
+from app.models.run import StepRun
 from app.services import definitions
 from app.services.execution.claims import claim_run
 from app.services.execution.journal import SKIPPED, Journal, Outcome, heartbeats
@@ -40,18 +40,8 @@ def executor_settings() -> ExecutorSettings:
 
 def execute_run(session: Session, run_id: int, settings: ExecutorSettings, resume: bool = False) -> Outcome:
     """Claim a pending run (or, with `resume`, a waiting one) and walk its steps until it parks or finishes."""
-    now = utcnow()
     source = RunStatus.WAITING if resume else RunStatus.PENDING
-    # A retried step keeps its run's start; a new attempt was given none, so it starts now.
-    values = {"heartbeat_at": now}
-    if not resume:
-        values["started_at"] = sa.func.coalesce(Run.started_at, now)
-    run = claim_run(session, run_id, source, **values)
-    if run is None or session.get_bind().dialect.name != "postgresql":
-        session.commit()
-    # On PostgreSQL the claim commits with the first checkpoint (at the latest before a step that may block, or
-    # after checkpoint_seconds): its row lock already stops a second claim, and a short run then costs one
-    # transaction. SQLite would hold its one write lock for that long, so there the claim commits at once.
+    run = _claim(session, run_id, source, not resume)
     if run is None:
         return SKIPPED
     try:
@@ -67,6 +57,18 @@ def execute_run(session: Session, run_id: int, settings: ExecutorSettings, resum
         return journal.settle(Errored("RESUME_STEP_MISSING", f"Step '{run.cursor}' is not in this version.",
                                       f"The run cannot resume: step '{run.cursor}' is not in this version"))
     return journal.settle(_walk(journal, walker, _start(journal, walker, resume)))
+
+
+def _claim(session: Session, run_id: int, source: RunStatus, starting: bool):
+    """Claim the run (its first heartbeat, and its start unless it is resumed) and commit the claim at once. On
+    PostgreSQL the claim is one statement outside any transaction (no BEGIN, no COMMIT: a short run's claim and its
+    one-statement ending are its only two round trips)."""
+    if engine := autocommit_engine(session):
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            return claim_run(connection, run_id, source, now=utcnow(), starting=starting)
+    run = claim_run(session, run_id, source, now=utcnow(), starting=starting)
+    session.commit()
+    return run
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ may block, when `checkpoint_seconds` have passed since the last commit, and when
 checkpoint also heartbeats the run and reads its cancel request in the same statement. The walk ends
 with an event (app.engine.events), which the journal settles the same way whatever it is: the step in
 progress takes the event's step status, the event's lines are logged, and the run moves from running
-to the event's status in one conditional UPDATE, committed with everything buffered.
+to the event's status in one conditional UPDATE, committed with everything buffered. On PostgreSQL, when only new
+step runs and lines are buffered (a short run's whole walk), that ending is one statement (at_once.py).
 """
 import logging
 import os
@@ -27,6 +28,7 @@ from app.engine.steps import StepResult
 from app.engine.walker import Next, Walker
 from app.models.log import LogEntry
 from app.models.run import Run, StepRun
+from app.services.execution.at_once import settle_at_once
 from app.services.execution.claims import RunSnapshot
 from app.services.lifecycle import change_status
 from app.timeutil import utcnow
@@ -227,20 +229,33 @@ class Journal:
                 sr.finished_at = now
         for line in event.lines(self.done):
             self.log(line.level, line.message, sr if line.of_step else None, line.meta, technical=line.technical)
-        self.flush()
         if event.status is None:
+            self.flush()
             self._commit()
             return Outcome(status="lost")
         values = {**self._progress(), **event.run_values(self.done), "actions_taken": self.actions,
                   "executed_seconds": self.executed_seconds()}
         values["finished_at" if event.status in FINISHED else "heartbeat_at"] = now
-        change = change_status(self.session, self.run.id, event.status, only_from=[RunStatus.RUNNING], **values)
+        if self._at_once():
+            moved = settle_at_once(self.session, self.run.id, event.status, values, self._new, self._lines)
+            self._new, self._lines = [], []
+        else:
+            self.flush()
+            moved = change_status(self.session, self.run.id, event.status, only_from=[RunStatus.RUNNING],
+                                  **values).changed
         self._commit()
-        if not change.changed:
+        if not moved:
             return Outcome(status="lost")
         return Outcome(status=event.status.value, park_until=event.resume_at,
                        step_run_id=sr.id if sr is not None else None, queue=self.run.queue,
                        timeout=self.run.job_timeout_seconds, event=event)
+
+    def _at_once(self) -> bool:
+        """Whether the ending can be one statement (app/services/execution/at_once.py): on PostgreSQL, when nothing
+        but new step runs and lines is waiting to be written."""
+        session = self.session
+        return (session.get_bind().dialect.name == "postgresql"
+                and not session.new and not session.dirty and not session.deleted)
 
     def executed_seconds(self) -> float:
         """Seconds this attempt has been executing: earlier walks' (parked time not counted) and this one's."""
