@@ -15,8 +15,9 @@ queue, and the clock stops when all N are in the queue's finished registry.
   could do on it.
 
 The report gives the three rates and two ratios, engine / plain RQ forking (target >= 1.0) and engine / no-op
-jobs on Flowdesk's worker (target >= 0.5), with the worker classes, and where the engine's time went (the start
-path per run, measured in this process). The exit status is 1 when an engine run did not end `completed` with
+jobs on Flowdesk's worker (target >= 0.5), with the worker classes, and where the engine's time went: the start
+path per run, and the CPU per run of each process (this one, the workers, and PostgreSQL and Redis when they run on
+this machine, from /proc) in the engine phase and the same-class no-op phase. The exit status is 1 when an engine run did not end `completed` with
 three completed step runs (or a phase timed out), or a target is missed.
 
 Uses DATABASE_URL (PostgreSQL; in a schema of its own, flowdesk_bench, dropped at the end) and REDIS_URL
@@ -125,6 +126,65 @@ class Workers:
                 raise BenchError(f"a worker died (code {proc.returncode}); see {self.logs}")
 
 
+class CpuMeter:
+    """CPU seconds used during a phase by this process (the start or enqueue loop), the phase's workers, and the
+    PostgreSQL and Redis servers when they run on this machine, read from /proc (Linux). A figure it cannot read
+    (no /proc, or a server elsewhere) is None."""
+
+    SERVERS = {"postgres": ("postgres",), "redis": ("redis-server", "redis")}
+
+    def __init__(self, workers: Workers):
+        self.workers = workers
+        self.first = self.used = None
+
+    def begin(self) -> "CpuMeter":
+        self.first = self._sample()
+        return self
+
+    def end(self) -> None:
+        """Read the figures again (before the workers stop)."""
+        last = self._sample()
+        self.used = {k: None if last[k] is None or self.first[k] is None else last[k] - self.first[k] for k in last}
+
+    def per(self, n: int) -> dict:
+        """Milliseconds per run (or job) of each process group."""
+        return {k: None if v is None else v * 1000 / n for k, v in (self.used or {}).items()}
+
+    def _sample(self) -> dict:
+        sample = {"bench": time.process_time(), "workers": self._cpu([p.pid for p in self.workers.procs])}
+        for name, comms in self.SERVERS.items():
+            pids = self._pids(comms)
+            sample[name] = self._cpu(pids) if pids else None
+        return sample
+
+    @staticmethod
+    def _cpu(pids) -> float | None:
+        ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        total = 0.0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return None if not Path("/proc").is_dir() else total
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+        return total
+
+    @staticmethod
+    def _pids(comms) -> list[int]:
+        proc = Path("/proc")
+        if not proc.is_dir():
+            return []
+        pids = []
+        for entry in proc.iterdir():
+            if entry.name.isdigit():
+                try:
+                    if entry.joinpath("comm").read_text().strip().startswith(comms):
+                        pids.append(int(entry.name))
+                except OSError:
+                    continue
+        return pids
+
+
 def setup(tmp: Path, schema: str = BENCH_SCHEMA, fresh: bool = True):
     """Build the app on a fresh database and Redis database; returns (app, redis_url, database_url, embedded).
     With `fresh` False, a PostgreSQL `schema` left by an earlier run is kept (and migrated to the head)."""
@@ -209,6 +269,7 @@ def engine_phase(app, n: int, w: int, env: dict, logs: Path) -> dict:
             user = db.session.scalar(sa.select(User).where(User.email == "bench@bench.example"))
             by_status = sa.select(Run.status, sa.func.count()).group_by(Run.status)
 
+            meter = CpuMeter(workers).begin()
             t0 = time.perf_counter()
             for _ in range(n):
                 start_run(db.session, workflow, user, {}, trigger="api")
@@ -229,10 +290,11 @@ def engine_phase(app, n: int, w: int, env: dict, logs: Path) -> dict:
                 workers.check_alive()
                 time.sleep(POLL)
             t1 = time.perf_counter()
+            meter.end()
         finally:
             workers.stop()
             db.session.remove()
-        return {"seconds": t1 - t0, "start_seconds": t_started - t0, "rate": n / (t1 - t0)}
+        return {"seconds": t1 - t0, "start_seconds": t_started - t0, "rate": n / (t1 - t0), "cpu": meter.per(n)}
 
 
 def verify_engine(app, n: int) -> list[str]:
@@ -275,6 +337,7 @@ def raw_phase(app, n: int, w: int, env: dict, logs: Path, command=WORKER_COMMAND
             queue = Queue(QUEUE, connection=conn)
             finished = queue.finished_job_registry
             failed = queue.failed_job_registry
+            meter = CpuMeter(workers).begin()
             t0 = time.perf_counter()
             for _ in range(n):
                 queue.enqueue("jobs.noop.noop")
@@ -291,9 +354,10 @@ def raw_phase(app, n: int, w: int, env: dict, logs: Path, command=WORKER_COMMAND
                 workers.check_alive()
                 time.sleep(POLL)
             t1 = time.perf_counter()
+            meter.end()
         finally:
             workers.stop()
-        return {"seconds": t1 - t0, "start_seconds": t_started - t0, "rate": n / (t1 - t0)}
+        return {"seconds": t1 - t0, "start_seconds": t_started - t0, "rate": n / (t1 - t0), "cpu": meter.per(n)}
 
 
 def main(argv=None) -> int:
@@ -339,6 +403,8 @@ def main(argv=None) -> int:
               f"({forking['seconds']:.2f} s; enqueue loop {forking['start_seconds']:.2f} s)")
         print(f"plain RQ        : {same['rate']:8.1f} no-op jobs/s on FlowdeskWorker (in-process)  "
               f"({same['seconds']:.2f} s; enqueue loop {same['start_seconds']:.2f} s)")
+        for label, phase in (("engine", engine), ("no-op, same", same)):
+            print(f"cpu per run     : {label:<12} {_cpu_line(phase['cpu'])}")
         missed = []
         for label, ratio, target in (("engine / plain RQ forking", versus_forking, TARGET_VS_FORKING),
                                      ("engine / no-op jobs on FlowdeskWorker", versus_same, TARGET_VS_SAME_CLASS)):
@@ -383,6 +449,13 @@ def main(argv=None) -> int:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cpu_line(cpu: dict) -> str:
+    """CPU milliseconds per run (or job) of each process group, and their sum."""
+    parts = [f"{name} {'n/a' if ms is None else f'{ms:.2f}'}" for name, ms in cpu.items()]
+    total = sum(ms for ms in cpu.values() if ms is not None)
+    return ", ".join(parts) + f"  (total {total:.2f} ms)"
 
 
 if __name__ == "__main__":
