@@ -19,6 +19,7 @@ DRAFT_ROUTES = [
     ("POST", "/api/v1/workflows/orders/disable"),
     ("POST", "/api/v1/workflows/orders/versions/1/restore"),
     ("POST", "/api/v1/workflows/orders/runs"),
+    ("GET", "/api/v1/workflows/orders"),
 ]
 
 
@@ -62,6 +63,9 @@ def test_create_save_publish_and_list_versions(client, admin):
     assert v2["definition"] == _doc("two") and v2["changes"] == {"steps.report.with.message": ["one", "two"]}
     missing = client.get("/api/v1/workflows/orders/versions/9", headers=admin)
     assert missing.status_code == 404 and missing.get_json()["error"] == "Workflow 'orders' has no version 9."
+    one = client.get("/api/v1/workflows/orders", headers=admin).get_json()
+    assert (one["state"], one["version"], one["latest_version"], one["has_unpublished_changes"]) == (
+        "published", 2, 2, False)
 
 
 def test_bad_definitions_are_422_naming_each_field(client, admin):

@@ -326,3 +326,40 @@ def test_the_workflow_list_shows_each_workflows_last_run(client, login_as, app, 
         expected = db.session.get(Run, newest[0]).queued_at
     assert times == {workflows[0].id: expected}  # beta has never run
     assert expected.strftime("%Y-%m-%d %H:%M:%S") in client.get("/workflows").get_data(as_text=True)
+
+
+def test_a_workflow_page_and_its_api_answer_read_only_its_newest_version_however_many_it_has(
+        client, login_as, app, load_workflow):
+    """Every save is a version, so a busy workflow has hundreds: its page and its API answer read the newest one
+    (and the live one), never all of them with their definitions."""
+    from app.models import User, WorkflowVersion
+    from app.services.workflows import save_version
+
+    email = login_as("admin")
+    load_workflow(steps_workflow("busy", [{"key": "a", "type": "noop"}]))
+    with app.app_context():
+        workflow = db.session.scalar(sa.select(Workflow).where(Workflow.key == "busy"))
+        author = db.session.scalar(sa.select(User).where(User.email == email))
+        for n in range(2, 31):
+            save_version(db.session, workflow, author, f"save {n}",
+                         {**workflow.draft_definition, "description": f"save {n}"})
+        db.session.commit()
+
+    loaded = []
+
+    def count(target, context):
+        loaded.append(target.number)
+
+    sa.event.listen(WorkflowVersion, "load", count)
+    try:
+        page = client.get("/workflows/busy")
+        assert page.status_code == 200 and "v30" in page.get_data(as_text=True)
+        on_page = list(loaded)
+        loaded.clear()
+        token = issue_api_token(app, email)
+        answer = client.get("/api/v1/workflows/busy", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200 and answer.get_json()["latest_version"] == 30
+    finally:
+        sa.event.remove(WorkflowVersion, "load", count)
+    assert sorted(set(on_page)) in ([1, 30], [30]) and len(on_page) <= 2, on_page
+    assert len(loaded) <= 2, loaded

@@ -187,6 +187,13 @@ def create_workflow():
     return response
 
 
+@bp.get("/workflows/<key>")
+@token_required
+def get_workflow(key: str):
+    """One workflow the token's user may see (404 otherwise; drafts are for admins)."""
+    return jsonify(_workflow_json(_visible_workflow(key)))
+
+
 @bp.put("/workflows/<key>/definition")
 @token_required
 def save_definition(key: str):

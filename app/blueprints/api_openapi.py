@@ -76,6 +76,14 @@ def _paths() -> dict:
                       "content": {"application/json": {"schema": _DEFINITION_BODY}}},
             ),
         },
+        "/workflows/{key}": {
+            "get": _operation(
+                "getWorkflow", "One workflow: which version is live, the newest saved one, its settings",
+                {200: ("The workflow", "Workflow")},
+                errors=(404,),
+                parameters=[_KEY],
+            ),
+        },
         "/workflows/{key}/definition": {
             "put": _operation(
                 "saveDefinition", "Save a definition as the workflow's next version (admins)",

@@ -80,8 +80,15 @@ class Workflow(db.Model):
 
     @property
     def latest_version(self) -> "WorkflowVersion | None":
-        """The newest saved version (the highest number)."""
-        return self.versions[-1] if self.versions else None
+        """The newest saved version (the highest number): read alone, not with every version a busy workflow has
+        (unless they are loaded already)."""
+        session = sa.orm.object_session(self)
+        if "versions" in self.__dict__ or session is None or self.id is None:
+            return self.versions[-1] if self.versions else None
+        return session.scalar(
+            sa.select(WorkflowVersion).where(WorkflowVersion.workflow_id == self.id)
+            .order_by(WorkflowVersion.number.desc()).limit(1)
+        )
 
     @property
     def has_unsaved_changes(self) -> bool:
