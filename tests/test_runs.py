@@ -100,6 +100,28 @@ def test_a_bad_placeholder_fails_the_step_naming_it(app, load_workflow, make_use
     assert "fecth" in step.error_message
 
 
+def test_cancelling_a_parked_run_takes_its_resume_away_from_rq_scheduler(app, load_workflow, make_user, drain):
+    from app.services.runs import cancel_run
+    from app.models import User
+
+    load_workflow(steps_workflow("waits", [
+        {"key": "pause", "type": "wait", "name": "Pause", "with": {"seconds": 1}},
+        {"key": "after", "type": "log", "with": {"message": "after"}},
+    ]))
+    email = make_user("operator")
+    run_id = start(app, "waits", email)
+    work_once(app)
+    with app.app_context():
+        assert queues.scheduler().count() == 1
+        user = db.session.scalar(sa.select(User).where(User.email == email))
+        cancel_run(db.session, db.session.get(Run, run_id), user)
+        db.session.commit()
+        assert queues.scheduler().count() == 0
+    drain()
+    run = get_run(app, run_id)
+    assert run.status == "cancelled" and [s.status for s in run.steps] == ["cancelled"]
+
+
 def test_a_wait_step_parks_without_a_worker_and_rq_scheduler_resumes_it(app, load_workflow, make_user, drain):
     load_workflow(steps_workflow("waits", [
         {"key": "before", "type": "log", "with": {"message": "before"}},

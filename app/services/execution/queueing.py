@@ -64,9 +64,22 @@ def enqueue_resume(run_id: int, queue: str, step_run_id: int, timeout: int | Non
 
 def cancel_approval_timeout(run_id: int, step_run_id: int) -> None:
     """Take a decided approval's timeout job away from rq-scheduler (were it to fire, it would do nothing)."""
+    unschedule(approval_timeout_job_id(run_id, step_run_id))
+
+
+def unschedule_cancelled(run_id: int, attempt: int, waiting_step_run_ids: list[int]) -> None:
+    """Take a cancelled run's jobs away from rq-scheduler: a replay set for later, the resume of a wait or of a
+    retry's backoff, an approval's timeout (were one to fire, it would find the run cancelled and do nothing)."""
+    unschedule(execute_job_id(run_id, attempt))
+    for step_run_id in waiting_step_run_ids:
+        unschedule(resume_job_id(run_id, step_run_id))
+        unschedule(approval_timeout_job_id(run_id, step_run_id))
+
+
+def unschedule(job_id: str) -> None:
+    """Remove job `job_id` from rq-scheduler and delete it (nothing happens for a job that is not there)."""
     from rq.job import Job
 
-    job_id = approval_timeout_job_id(run_id, step_run_id)
     queues.scheduler().cancel(job_id)
     try:
         Job.fetch(job_id, connection=queues.connection).delete()

@@ -9,7 +9,9 @@ from app.engine.states import CANCELLABLE, RunStatus, StepStatus
 from app.models import Run, StepRun, User
 from app.security import Capability, can
 from app.services.audit import AuditAction
+from app.services.dispatch import after_commit
 from app.services.errors import PermissionDenied
+from app.services.execution.queueing import unschedule_cancelled
 from app.services.lifecycle import change_status, note
 from app.timeutil import utcnow
 from app.vocabulary import LogLevel
@@ -46,13 +48,16 @@ def cancel_run(session: Session, run: Run, user: User) -> CancelResult:
                 finished_at=now, cancel_requested_at=now, cancelled_by_id=user.id,
             )
             if change.changed:
-                session.execute(
+                waiting = session.scalars(
                     sa.update(StepRun)
                     .where(StepRun.run_id == run.id,
                            StepRun.status.in_([StepStatus.WAITING.value, StepStatus.WAITING_FOR_APPROVAL.value]))
                     .values(status=StepStatus.CANCELLED.value, finished_at=now)
+                    .returning(StepRun.id)
                     .execution_options(synchronize_session=False)
-                )
+                ).all()
+                run_id, attempt = run.id, run.attempt
+                after_commit(session, lambda: unschedule_cancelled(run_id, attempt, waiting))
                 return CancelResult(CancelOutcome.CANCELLED, change.new)
         else:
             return CancelResult(CancelOutcome.FINISHED, status)
