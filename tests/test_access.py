@@ -222,6 +222,10 @@ API = [
     ("PUT", "/api/v1/workflows/open/settings", only(EDITORS, 200, 403)),  # {} changes nothing
     ("PUT", "/api/v1/workflows/restricted/settings", only({ADMIN}, 200, 404)),
     ("PUT", "/api/v1/workflows/draft/settings", only({ADMIN}, 200, 404)),
+    ("GET", "/api/v1/workflows/open", each(200)),
+    ("GET", "/api/v1/workflows/restricted", only({ADMIN}, 200, 404)),
+    ("GET", "/api/v1/workflows/draft", only({ADMIN}, 200, 404)),
+    ("GET", "/api/v1/workflows/missing", each(404)),
     ("GET", "/api/v1/workflows/open/versions", each(200)),
     ("GET", "/api/v1/workflows/restricted/versions", only({ADMIN}, 200, 404)),
     ("GET", "/api/v1/workflows/draft/versions", only({ADMIN}, 200, 404)),
