@@ -98,6 +98,7 @@ def test_a_manager_approves_on_the_run_page_and_the_run_completes(app, load_work
     assert approved.status == "waiting"  # queued to go on, holding no worker until one takes it
     assert approved.steps[1].status == "completed" and approved.cursor == "post"
     assert scheduled_job_ids(app) == []  # the timeout went with the decision
+    assert "Approved; goes on when a worker on queue" in manager.get(f"/runs/{run_id}").get_data(as_text=True)
 
     work_once(app)
     run = get_run(app, run_id)
@@ -115,7 +116,7 @@ def test_a_manager_approves_on_the_run_page_and_the_run_completes(app, load_work
     assert audit_actions(app, run_id) == [(email, "approve_step")]
     page = manager.get(f"/runs/{run_id}").get_data(as_text=True)
     assert "Approved</strong> by <strong>Manager</strong>" in page and "Checked the totals" in page
-    assert 'value="approve"' not in page
+    assert 'value="approve"' not in page and "goes on when a worker" not in page
 
 
 def test_an_htmx_decision_swaps_the_run_panel_in_place(app, load_workflow, make_user):
