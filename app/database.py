@@ -93,6 +93,11 @@ def _insert_returning_id(table: sa.Table) -> sa.Insert:
     return sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)
 
 
+def autocommit(engine: sa.Engine) -> sa.Connection:
+    """A connection of `engine` on which each statement commits by itself (no BEGIN, no COMMIT, no ROLLBACK)."""
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
 def autocommit_engine(session: Session | scoped_session) -> sa.Engine | None:
     """On PostgreSQL, the engine to send one statement on outside any transaction (no BEGIN, no COMMIT: a statement
     is atomic by itself), when the session is bound to an engine and has not begun a transaction; else None, and

@@ -17,8 +17,8 @@ queue, and the clock stops when all N are in the queue's finished registry.
 The report gives the three rates and two ratios, engine / plain RQ forking (target >= 1.0) and engine / no-op
 jobs on Flowdesk's worker (target >= 0.5), with the worker classes, and where the engine's time went: the start
 path per run, and the CPU per run of each process (this one, the workers, and PostgreSQL and Redis when they run on
-this machine, from /proc) in the engine phase and the same-class no-op phase. The exit status is 1 when an engine run did not end `completed` with
-three completed step runs (or a phase timed out), or a target is missed.
+this machine, from /proc) in the engine phase and the same-class no-op phase. The exit status is 1 when an engine
+run did not end `completed` with three completed step runs (or a phase timed out), or a target is missed.
 
 Uses DATABASE_URL (PostgreSQL; in a schema of its own, flowdesk_bench, dropped at the end) and REDIS_URL
 (database number 14 is flushed and used) when set; otherwise a SQLite file and a private redis-server in a

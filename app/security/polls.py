@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import sqlalchemy as sa
 from flask import session
 
+from app.database import autocommit
 from app.extensions import db
 from app.models import LogEntry, Run, User, Workflow
 from app.security.policy import Capability, can, workflow_visible
@@ -64,7 +65,7 @@ def quick_glance(statement: sa.Select, capability: Capability, **params) -> tupl
     user_id, token = named
     # Autocommit: one statement needs no transaction, so no BEGIN before it and no ROLLBACK when the connection
     # goes back to the pool. Each statement reads committed data either way.
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+    with autocommit(db.engine) as connection:
         row = connection.execute(statement, {"user_id": user_id, **params}).first()
     if row is None or not row.active or not hmac.compare_digest(row.session_token.encode(), token.encode()):
         return None

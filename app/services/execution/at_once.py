@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from app.database import autocommit_engine
+from app.database import autocommit, autocommit_engine
 from app.engine.states import RunStatus
 from app.models.log import LogEntry
 from app.models.run import Run, StepRun
@@ -31,13 +31,15 @@ LOG_ENTRIES = LogEntry.__table__
 # Every step run column but the id; a column a step run does not set takes its default (or NULL).
 STEP_COLUMNS = [c for c in STEP_RUNS.columns if c.key != "id"]
 LINE_COLUMNS = [c for c in LOG_ENTRIES.columns if c.key not in ("id", "step_run_id")]
+DIALECT = postgresql.dialect()
+quote = DIALECT.identifier_preparer.quote
 
 
 def settle_at_once(session: Session, run_id: int, target: RunStatus, values: dict, steps: list[StepRun],
                    lines: list[tuple[StepRun | None, dict]]) -> bool:
-    """Move run `run_id` from running to `target` with `values`, insert `steps` (new step runs) and `lines` (log lines, each with
-    its step run or None) in one statement (of the session's transaction, if it has begun one); sets the new step
-    runs' ids. Returns whether the run moved."""
+    """Move run `run_id` from running to `target` with `values`, and insert `steps` (new step runs) and `lines` (log
+    lines, each with its step run or None), in one statement (in the session's transaction if it has begun one).
+    Sets the new step runs' ids; returns whether the run moved."""
     place = {id(sr): n for n, sr in enumerate(steps, 1)}
     step_rows = [{"ord": n, **_step_row(sr)} for n, sr in enumerate(steps, 1)]
     line_rows = []
@@ -46,11 +48,12 @@ def settle_at_once(session: Session, run_id: int, target: RunStatus, values: dic
         line_rows.append({**row, "step_ord": ord_, "step_run_id": sr.id if sr is not None and ord_ is None else None})
     statement = _statement(tuple(sorted(values)))
     params = {
-        **values, "target": target.value, "run_id": run_id, "running": RunStatus.RUNNING.value, "step_count": len(steps),
-        "steps": json.dumps(step_rows, default=_json_default), "lines": json.dumps(line_rows, default=_json_default),
+        **values, "target": target.value, "run_id": run_id, "running": RunStatus.RUNNING.value,
+        "step_count": len(steps), "steps": json.dumps(step_rows, default=_json_default),
+        "lines": json.dumps(line_rows, default=_json_default),
     }
     if engine := autocommit_engine(session):
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        with autocommit(engine) as connection:
             row = connection.execute(statement, params).one()
     else:
         row = session.execute(statement, params).one()
@@ -76,10 +79,6 @@ def _json_default(value):
     if hasattr(value, "isoformat"):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-DIALECT = postgresql.dialect()
-quote = DIALECT.identifier_preparer.quote
 
 
 def _names(columns, prefix: str = "") -> str:
