@@ -6,9 +6,10 @@ than its steps. Here one statement, its text built once per set of run columns, 
 as two JSON documents:
 
 - `moved` moves the run from running (the same conditional UPDATE as `change_status`);
-- `ids` reserves the new step runs' ids from their sequence, in step order;
+- `ids` reserves the new step runs' ids from their sequence, in step order (their count is read from the JSON, not
+  passed: with a count parameter, PostgreSQL planned the statement anew on every run, as a custom plan);
 - `steps` and `lines` insert them, the lines naming their step run by its place in the list (or by id, for a step run
-  written at an earlier checkpoint).
+  written at an earlier checkpoint), and in their order (a line's id is its place in the log).
 
 What the statement writes is what the regular settle writes: a run that no longer moves (the reconciler ended it)
 keeps the steps and lines that were buffered, as a record of what its worker did.
@@ -43,13 +44,13 @@ def settle_at_once(session: Session, run_id: int, target: RunStatus, values: dic
     place = {id(sr): n for n, sr in enumerate(steps, 1)}
     step_rows = [{"ord": n, **_step_row(sr)} for n, sr in enumerate(steps, 1)]
     line_rows = []
-    for sr, row in lines:
+    for n, (sr, row) in enumerate(lines, 1):
         ord_ = place.get(id(sr)) if sr is not None else None
-        line_rows.append({**row, "step_ord": ord_, "step_run_id": sr.id if sr is not None and ord_ is None else None})
+        line_rows.append({**row, "n": n, "step_ord": ord_, "step_run_id": sr.id if sr is not None and ord_ is None else None})
     statement = _statement(tuple(sorted(values)))
     params = {
         **values, "target": target.value, "run_id": run_id, "running": RunStatus.RUNNING.value,
-        "step_count": len(steps), "steps": json.dumps(step_rows, default=_json_default),
+        "steps": json.dumps(step_rows, default=_json_default),
         "lines": json.dumps(line_rows, default=_json_default),
     }
     if engine := autocommit_engine(session):
@@ -98,7 +99,7 @@ WITH moved AS (
     UPDATE runs SET status = :target, {sets} WHERE id = :run_id AND status = :running RETURNING id
 ), ids AS MATERIALIZED (
     SELECT nextval(pg_get_serial_sequence('step_runs', 'id')) AS id, ord
-    FROM generate_series(1, CAST(:step_count AS integer)) AS ord
+    FROM (SELECT r.ord FROM jsonb_to_recordset(CAST(:steps AS jsonb)) AS r(ord integer) ORDER BY r.ord OFFSET 0) AS o
 ), steps AS (
     INSERT INTO step_runs (id, {_names(STEP_COLUMNS)})
     SELECT ids.id, {_names(STEP_COLUMNS, "r.")}
@@ -108,8 +109,9 @@ WITH moved AS (
     INSERT INTO log_entries (step_run_id, {_names(LINE_COLUMNS)})
     SELECT COALESCE(r.step_run_id, ids.id), {_names(LINE_COLUMNS, "r.")}
     FROM jsonb_to_recordset(CAST(:lines AS jsonb))
-        AS r(step_ord integer, step_run_id bigint, {_record_type(LINE_COLUMNS)})
+        AS r(n integer, step_ord integer, step_run_id bigint, {_record_type(LINE_COLUMNS)})
     LEFT JOIN ids ON ids.ord = r.step_ord
+    ORDER BY r.n
 )
 SELECT EXISTS (SELECT FROM moved) AS moved, ARRAY(SELECT id FROM ids ORDER BY ord) AS ids
 """
