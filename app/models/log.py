@@ -21,9 +21,12 @@ class LogEntry(db.Model):
     __table_args__ = (
         sa.Index("ix_log_entries_run_id_id", "run_id", "id"),
         sa.Index("ix_log_entries_run_id_level_rank_id", "run_id", "level_rank", "id"),
-        sa.Index("ix_log_entries_record_key", "record_key"),
+        # Partial: most lines have no record key, and a run's own lines no step run; they get no entry.
+        sa.Index("ix_log_entries_record_key", "record_key", postgresql_where=sa.text("record_key IS NOT NULL"),
+                 sqlite_where=sa.text("record_key IS NOT NULL")),
         # Deleting a step run (retention) sets its lines' step_run_id to NULL: a lookup, not a scan of the log.
-        sa.Index("ix_log_entries_step_run_id", "step_run_id"),
+        sa.Index("ix_log_entries_step_run_id", "step_run_id", postgresql_where=sa.text("step_run_id IS NOT NULL"),
+                 sqlite_where=sa.text("step_run_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -21,9 +21,13 @@ class Run(db.Model):
         sa.Index("ix_runs_status_id", "status", "id"),
         # Retention finds finished runs by when they finished; deleting a run looks up the replays that point at it.
         sa.Index("ix_runs_status_finished_at", "status", "finished_at"),
-        sa.Index("ix_runs_replay_of_id", "replay_of_id"),
+        sa.Index("ix_runs_replay_of_id", "replay_of_id", postgresql_where=sa.text("replay_of_id IS NOT NULL"),
+                 sqlite_where=sa.text("replay_of_id IS NOT NULL")),
         sa.UniqueConstraint("workflow_id", "idempotency_key", name="uq_runs_idempotency_key"),
-        sa.Index("ix_runs_record_key_id", "record_key", "id"),
+        # Partial (like the one above): most runs have no record key and are no replay, and each of a run's three
+        # writes (start, claim, ending) would add an entry for nothing to both.
+        sa.Index("ix_runs_record_key_id", "record_key", "id", postgresql_where=sa.text("record_key IS NOT NULL"),
+                 sqlite_where=sa.text("record_key IS NOT NULL")),
         # The history lists count what a filter selects in a date window (up to 10,001): these let PostgreSQL count
         # from an index alone, over all workflows, one workflow or some statuses, whatever else is chosen.
         sa.Index("ix_runs_queued_at_covering", "queued_at", postgresql_include=FILTERED_COLUMNS),
