@@ -105,4 +105,9 @@ def autocommit_engine(session: Session | scoped_session) -> sa.Engine | None:
     bind = session.get_bind()
     if not isinstance(bind, sa.Engine) or bind.dialect.name != "postgresql":
         return None
-    return None if (session() if isinstance(session, scoped_session) else session).in_transaction() else bind
+    return None if in_transaction(session) else bind
+
+
+def in_transaction(session: Session | scoped_session) -> bool:
+    """Whether the session has begun a transaction (a scoped session asks its session of this context)."""
+    return (session() if isinstance(session, scoped_session) else session).in_transaction()

@@ -20,7 +20,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.database import insert_as_loaded
+from app.database import in_transaction, insert_as_loaded
 from app.engine.definition import StepSpec
 from app.engine.events import Cancelled, Errored, Event, TakenOver, iso
 from app.engine.states import FINISHED, STEP_FINISHED, RunStatus, StepStatus
@@ -281,7 +281,9 @@ class Journal:
         return {"progress_done": self.done, "progress_total": self.total}
 
     def _commit(self) -> None:
-        self.session.commit()
+        # A short run's one-statement ending (on PostgreSQL) leaves no transaction to commit.
+        if in_transaction(self.session):
+            self.session.commit()
         self._last_commit = time.monotonic()
 
 
