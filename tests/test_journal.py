@@ -1,4 +1,5 @@
 """The journal: buffered step runs and log lines, one commit per checkpoint, and every event settled the same way."""
+import re
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,8 @@ from app.engine.states import RunStatus
 from app.engine.walker import Next
 from app.extensions import db
 from app.models import AuditEvent, LogEntry, Run, StepRun
-from app.services.execution.claims import claim_run
+from app.services.execution import at_once
+from app.services.execution.claims import _claim_statement, claim_run
 from app.services.execution.journal import Journal
 from app.engine.steps import StepResult
 from app.timeutil import utcnow
@@ -238,3 +240,51 @@ def test_on_postgresql_a_run_ended_under_the_walk_keeps_its_steps_and_lines_and_
         run = get_run(app, journal.run.id)
         assert run.status == "error" and [s.step_key for s in run.steps] == ["a"]
         assert [message for message, _ in _lines(app, journal.run.id)][-1] == "Run completed: 1 step(s) done"
+
+
+def _generic_plan(connection, statement, params: dict) -> str:
+    """PostgreSQL's generic plan of `statement` (the plan a prepared statement keeps), with `params` for EXPLAIN."""
+    compiled = statement.compile(dialect=connection.dialect)
+    order: list[str] = []
+
+    def number(match):
+        if match.group(1) not in order:
+            order.append(match.group(1))
+        return f"${order.index(match.group(1)) + 1}"
+
+    sql = re.sub(r"%\((\w+)\)s", number, str(compiled))
+    connection.exec_driver_sql(f"PREPARE probe AS {sql}")
+    connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+    given = {**compiled.params, **params}
+    values = ", ".join(str(sa.literal(given[name]).compile(dialect=connection.dialect,
+                                                           compile_kwargs={"literal_binds": True})) for name in order)
+    plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN EXECUTE probe({values})"))
+    connection.exec_driver_sql("DEALLOCATE probe")
+    return plan
+
+
+def test_on_postgresql_a_claim_and_an_ending_find_the_run_by_its_primary_key_whatever_the_statistics(
+        app, load_workflow, make_user):
+    """With many runs pending and no table statistics yet (a new database, a burst before the first ANALYZE), the
+    plans a worker keeps for its claim, its checkpoints and its one-statement ending read one run by its id: none of
+    them walks the runs of a status (a cached plan once did, so a claim cost more the more runs were pending)."""
+    load_workflow(steps_workflow("j", STEPS))
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("plans are PostgreSQL's")
+        user = make_user("operator")
+        run_id = [start(app, "j", user) for _ in range(30)][-1]
+        now = utcnow()
+        statements = {
+            "claim": (_claim_statement(RunStatus.PENDING, True, True), {"run_id": run_id, "now": now}),
+            "ending": (at_once._statement(("finished_at",)),
+                       {"target": "completed", "finished_at": now, "run_id": run_id, "running": "running",
+                        "steps": "[]", "lines": "[]"}),
+            "checkpoint": (Journal.checkpoint_statement(True),
+                           {"run_id": run_id, "now": now, "progress_done": 0, "progress_total": 2}),
+        }
+        with db.engine.begin() as connection:
+            for name, (statement, params) in statements.items():
+                plan = _generic_plan(connection, statement, params)
+                scans = [line for line in plan.splitlines() if "Scan" in line and " on runs" in line]
+                assert scans and all("pk_runs" in line for line in scans), (name, plan)

@@ -5,7 +5,8 @@ run's conditional UPDATE one after another, each built and compiled by SQLAlchem
 than its steps. Here one statement, its text built once per set of run columns, carries the step runs and the lines
 as two JSON documents:
 
-- `moved` moves the run from running (the same conditional UPDATE as `change_status`);
+- `moved` moves the run from running (the same conditional UPDATE as `change_status`; its status is checked on the row
+  the id found, see claims.on_the_row);
 - `ids` reserves the new step runs' ids from their sequence, in step order (their count is read from the JSON, not
   passed: with a count parameter, PostgreSQL planned the statement anew on every run, as a custom plan);
 - `steps` and `lines` insert them, the lines naming their step run by its place in the list (or by id, for a step run
@@ -96,7 +97,7 @@ def _statement(run_keys: tuple[str, ...]) -> sa.TextClause:
     sets = ", ".join(f"{quote(RUNS.c[key].name)} = :{key}" for key in run_keys)
     text = f"""
 WITH moved AS (
-    UPDATE runs SET status = :target, {sets} WHERE id = :run_id AND status = :running RETURNING id
+    UPDATE runs SET status = :target, {sets} WHERE id = :run_id AND (status = :running) IS TRUE RETURNING id
 ), ids AS MATERIALIZED (
     SELECT nextval(pg_get_serial_sequence('step_runs', 'id')) AS id, ord
     FROM (SELECT r.ord FROM jsonb_to_recordset(CAST(:steps AS jsonb)) AS r(ord integer) ORDER BY r.ord OFFSET 0) AS o

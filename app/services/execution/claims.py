@@ -33,11 +33,19 @@ def move(
         sources = sources & frozenset(only_from)
     result = session.execute(
         sa.update(Run)
-        .where(Run.id == run_id, Run.status.in_([s.value for s in sources]), *where)
+        .where(Run.id == run_id, on_the_row(Run.status.in_([s.value for s in sources])), *where)
         .values(status=target.value, **values)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+def on_the_row(condition):
+    """`condition` as a check on the row the primary key found, never as the way to it: in a statement that also names
+    the run's id, PostgreSQL can then only use the primary key. Without table statistics (a new database, a burst
+    before the first ANALYZE) a cached plan that tied a status index with the primary key walked every run of that
+    status for each claim: a claim cost more the more runs were pending."""
+    return condition.is_(sa.true())
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,7 @@ def _claim_statement(source: RunStatus, beat: bool, starting: bool) -> sa.Update
         values["started_at"] = sa.func.coalesce(Run.started_at, now)
     return (
         sa.update(Run)
-        .where(Run.id == sa.bindparam("run_id", type_=Run.__table__.c.id.type), Run.status == source.value)
+        .where(Run.id == sa.bindparam("run_id", type_=Run.__table__.c.id.type), on_the_row(Run.status == source.value))
         .values(**values)
         .returning(*_SNAPSHOT_COLUMNS)
         .execution_options(synchronize_session=False)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -29,7 +30,7 @@ from app.engine.walker import Next, Walker
 from app.models.log import LogEntry
 from app.models.run import Run, StepRun
 from app.services.execution.at_once import settle_at_once
-from app.services.execution.claims import RunSnapshot
+from app.services.execution.claims import RunSnapshot, on_the_row
 from app.services.lifecycle import change_status
 from app.timeutil import utcnow
 from app.vocabulary import LogLevel
@@ -108,17 +109,31 @@ class Journal:
         """Commit what is buffered and heartbeat the run; an event if the walk must stop (a cancel
         request, or the run is no longer running), else None."""
         self.flush()
-        row = self.session.execute(
-            sa.update(Run)
-            .where(Run.id == self.run.id, Run.status == RunStatus.RUNNING.value)
-            .values(heartbeat_at=utcnow(), **self._progress())
-            .returning(Run.cancel_requested_at)
-            .execution_options(synchronize_session=False)
-        ).first()
+        progress = self._progress()
+        row = self.session.execute(self.checkpoint_statement("progress_total" in progress),
+                                   {"run_id": self.run.id, "now": utcnow(), **progress}).first()
         self._commit()
         if row is None:
             return TakenOver()
         return Cancelled() if row.cancel_requested_at is not None else None
+
+    @staticmethod
+    @lru_cache(maxsize=2)
+    def checkpoint_statement(with_total: bool) -> sa.Update:
+        """The checkpoint's UPDATE, built once: the run's heartbeat and progress, if it is still running."""
+        columns = Run.__table__.c
+        values = {"heartbeat_at": sa.bindparam("now", type_=columns.heartbeat_at.type),
+                  "progress_done": sa.bindparam("progress_done", type_=columns.progress_done.type)}
+        if with_total:
+            values["progress_total"] = sa.bindparam("progress_total", type_=columns.progress_total.type)
+        return (
+            sa.update(Run)
+            .where(Run.id == sa.bindparam("run_id", type_=columns.id.type),
+                   on_the_row(Run.status == RunStatus.RUNNING.value))
+            .values(**values)
+            .returning(Run.cancel_requested_at)
+            .execution_options(synchronize_session=False)
+        )
 
     def begin_step(self, spec: StepSpec, retries: int = 0) -> StepRun:
         """Add the step run of a step about to run (written with the next flush); `retries` counts the tries of
