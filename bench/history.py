@@ -436,8 +436,12 @@ def csv_export(base: str, http: requests.Session, master: int, tmp: Path) -> dic
         raise BenchError(f"curl /runs.csv failed: {curl.stderr.strip()}")
     first_byte, elapsed = (float(x) for x in curl.stdout.split())
     growth = max(memory_kib(pid, "VmHWM") - before[pid] for pid in workers)
+    rows, carried = -1, b""  # -1: the header
     with target.open("rb") as downloaded:
-        rows = sum(block.count(b"\r\n") for block in iter(lambda: downloaded.read(1 << 20), b"")) - 1  # header
+        for block in iter(lambda: downloaded.read(1 << 20), b""):
+            # A row's CRLF can straddle two blocks: count over the last byte of the block before as well.
+            rows += (carried + block).count(b"\r\n")
+            carried = block[-1:]
     target.unlink()
     return {"rows": rows, "seconds": elapsed, "rate": rows / elapsed, "first_byte_ms": first_byte * 1000,
             "rss_growth_mib": growth / 1024}
