@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
 log = logging.getLogger(__name__)
+COMMAND_WAKE_SECONDS = 1.0  # the longest a stopping worker waits for its command listener
 
 
 class _AppWorker:
@@ -34,6 +35,18 @@ class _AppWorker:
         self.flask_app = app
         if app is not None:
             jobs.bind_app(app)
+
+    def subscribe(self) -> None:
+        """Listen for RQ's commands (stop a job, shut down) as RQ does, but wake every second instead of every 60 s.
+        redis-py's PubSub thread `stop()` waits for the thread, and a thread that had already seen its channel go
+        away slept out its whole wait: a worker stopped (and a burst worker ended) up to a minute late. A command is
+        handled as soon as it arrives either way."""
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=COMMAND_WAKE_SECONDS, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
 
     def warm_up(self) -> None:
         """Pay one-time costs in the parent so every forked work horse inherits them.

@@ -1,6 +1,7 @@
 """Steps cannot reach internal services: the outbound address policy, URL placeholders, and what errors reveal."""
 import re
 import socket
+import struct
 import threading
 from contextlib import contextmanager
 
@@ -34,15 +35,19 @@ def tcp_listener(behaviour: str = "close"):
     stop = threading.Event()
 
     def serve():
+        # Every accepted connection is closed, whatever happens, and the loop outlives an error: a connection left
+        # open would make the step wait for its whole HTTP timeout.
         while not stop.is_set():
             try:
                 conn, _ = server.accept()
-            except TimeoutError:
+            except OSError:  # the accept timed out (TimeoutError), or a client gave up before it
                 continue
             accepted.append(behaviour)
-            if behaviour == "reset":
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            conn.close()
+            try:
+                if behaviour == "reset":
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            finally:
+                conn.close()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -60,15 +65,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def url_workflow(key: str, url: str) -> dict:
-    return steps_workflow(key, [{"key": "call", "type": "http_request", "name": "Call", "with": {"url": url}}],
+def url_workflow(key: str, url: str, timeout: float | None = None) -> dict:
+    settings = {"url": url} if timeout is None else {"url": url, "timeout": timeout}
+    return steps_workflow(key, [{"key": "call", "type": "http_request", "name": "Call", "with": settings}],
                           params=[{"name": "url", "type": "string", "required": False},
                                   {"name": "x", "type": "string", "required": False},
                                   {"name": "q", "type": "string", "required": False}])
 
 
-def run_once(app, load_workflow, make_user, drain, template: str, **params):
-    load_workflow(url_workflow("probe", template))
+def run_once(app, load_workflow, make_user, drain, template: str, timeout: float | None = None, **params):
+    load_workflow(url_workflow("probe", template, timeout))
     run_id = start(app, "probe", make_user("operator"), params)
     drain()
     return get_run(app, run_id)
@@ -188,8 +194,9 @@ def test_connection_failures_read_the_same_and_the_socket_error_is_technical(
     app, load_workflow, make_user, drain, client, behaviour,
 ):
     def run_against(port):
+        # A short step timeout: a connection nobody answers fails the test as HTTP_TIMEOUT, not as a drain timeout.
         with allowed(app, f"127.0.0.1:{port}"):
-            return run_once(app, load_workflow, make_user, drain, f"http://127.0.0.1:{port}/x")
+            return run_once(app, load_workflow, make_user, drain, f"http://127.0.0.1:{port}/x", timeout=5)
 
     if behaviour == "refused":
         port = _free_port()

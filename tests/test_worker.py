@@ -64,3 +64,32 @@ def test_a_worker_on_an_unmigrated_database_still_starts(tmp_path, redis_url):
     finally:
         gc.unfreeze()  # warm_up freezes the collector for the worker process, not for the test run
         jobs.bind_app(bound)
+
+
+def test_a_worker_stops_listening_for_commands_within_seconds(app):
+    """A worker's command listener (RQ's pubsub thread) lets the worker stop at once. With RQ's 60 s wait, redis-py's
+    thread stop() waited out a listener that had already seen its unsubscribe: a burst worker ended, or `flask worker`
+    stopped, up to a minute late (a test's drain then timed out)."""
+    import threading
+    import time
+
+    from app.extensions import queues
+    from jobs.worker import FlowdeskWorker
+
+    with app.app_context():
+        worker = FlowdeskWorker([queues.queue("default")], connection=queues.connection, app=app)
+        worker.subscribe()
+        deadline = time.monotonic() + 10
+        while not worker.pubsub.subscribed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # The listener sees the channel go away before it is told to stop: it then waits for a new subscription.
+        worker.pubsub.unsubscribe()
+        while worker.pubsub.subscribed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        stopping = threading.Thread(target=worker.unsubscribe, daemon=True)
+        started = time.monotonic()
+        stopping.start()
+        stopping.join(timeout=10)
+        assert not stopping.is_alive(), "the worker's listener kept it from stopping for 10 s"
+        assert time.monotonic() - started < 5
