@@ -47,7 +47,8 @@ def settle_at_once(session: Session, run_id: int, target: RunStatus, values: dic
     line_rows = []
     for n, (sr, row) in enumerate(lines, 1):
         ord_ = place.get(id(sr)) if sr is not None else None
-        line_rows.append({**row, "n": n, "step_ord": ord_, "step_run_id": sr.id if sr is not None and ord_ is None else None})
+        earlier = sr.id if sr is not None and ord_ is None else None  # a step run written at an earlier checkpoint
+        line_rows.append({**row, "n": n, "step_ord": ord_, "step_run_id": earlier})
     statement = _statement(tuple(sorted(values)))
     params = {
         **values, "target": target.value, "run_id": run_id, "running": RunStatus.RUNNING.value,
