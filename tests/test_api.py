@@ -109,3 +109,16 @@ def test_a_body_that_is_not_json_is_refused_clearly(app, client, make_user, demo
     response = client.post("/api/v1/workflows/sandbox-health/runs", data="{oops",
                            headers={**auth(token), "Content-Type": "application/json"})
     assert response.status_code == 400 and "malformed" in response.get_json()["error"]
+
+
+def test_starting_a_run_reads_nothing_back_after_its_commit(app, client, make_user, demo_workflows):
+    """The 202 answer is made of what the start wrote: the run is not read again once committed."""
+    from tests.test_polls import statements
+
+    token = token_for(app, "operator", make_user)
+    with statements(app) as sent:
+        response = client.post("/api/v1/workflows/attendance-import/runs", headers=auth(token),
+                               json={"params": {"site": "east", "day": "2026-11-20"}})
+    assert response.status_code == 202 and response.get_json()["status"] == "pending"
+    inserted = next(i for i, s in enumerate(sent) if s.lstrip().upper().startswith("INSERT INTO RUNS"))
+    assert not [s for s in sent[inserted + 1:] if "FROM runs" in s], sent[inserted + 1:]

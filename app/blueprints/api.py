@@ -326,9 +326,10 @@ def create_run(key: str):
                       fields={name: "is not a field of a run request" for name in unknown})
     run = start_run(db.session, workflow, g.api_user, body.get("params", {}), trigger=Trigger.API,
                     record=body.get("record"))
+    run_id, status = run.id, run.status  # as written: read after the commit, they would cost a SELECT
     db.session.commit()
-    return jsonify({"id": run.id, "status": run.status, "url": url_for("api.get_run", run_id=run.id, _external=True),
-                    "html_url": url_for("runs.detail", run_id=run.id, _external=True)}), 202
+    return jsonify({"id": run_id, "status": status, "url": url_for("api.get_run", run_id=run_id, _external=True),
+                    "html_url": url_for("runs.detail", run_id=run_id, _external=True)}), 202
 
 
 @bp.get("/runs")

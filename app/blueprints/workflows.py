@@ -115,11 +115,12 @@ def run(key: str):
         db.session.rollback()
         message = None if isinstance(exc, Invalid) else exc.message
         return _render_run_form(workflow, values, exc.fields, message), exc.status
+    run_id = new_run.id  # read after the commit, it would cost a SELECT
     db.session.commit()
-    target = url_for("runs.detail", run_id=new_run.id)
+    target = url_for("runs.detail", run_id=run_id)
     if _in_dialog():
         # The dialog stays open and follows the run: its content loads the run's live status at once.
-        return render_template("workflows/_dialog_started.html", run_id=new_run.id)
+        return render_template("workflows/_dialog_started.html", run_id=run_id)
     if htmx:
         response = make_response("", 200)
         response.headers["HX-Redirect"] = target
