@@ -4,6 +4,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import ApiToken, Run
 from tests.factories import issue_api_token, steps_workflow
+from tests.test_polls import statements
 
 
 def token_for(app, role: str, make_user) -> str:
@@ -113,8 +114,6 @@ def test_a_body_that_is_not_json_is_refused_clearly(app, client, make_user, demo
 
 def test_starting_a_run_reads_nothing_back_after_its_commit(app, client, make_user, demo_workflows):
     """The 202 answer is made of what the start wrote: the run is not read again once committed."""
-    from tests.test_polls import statements
-
     token = token_for(app, "operator", make_user)
     with statements(app) as sent:
         response = client.post("/api/v1/workflows/attendance-import/runs", headers=auth(token),
