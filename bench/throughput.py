@@ -1,6 +1,6 @@
 """Throughput of the Flowdesk engine against plain RQ, measured in one run.
 
-    .venv/bin/python bench/throughput.py [--runs N] [--workers W]
+    .venv/bin/python bench/throughput.py [--runs N] [--workers W] [--rounds R]
 
 Engine phase: W real `flask worker default` processes (Flowdesk's production worker, FlowdeskWorker, which runs
 jobs in its own process) are started and registered first; then the clock starts, N runs of a three-step no-op
@@ -14,11 +14,14 @@ queue, and the clock stops when all N are in the queue's finished registry.
 - the same no-op jobs drained by Flowdesk's own worker class (`flask worker`): the limit of what the engine
   could do on it.
 
-The report gives the three rates and two ratios, engine / plain RQ forking (target >= 1.0) and engine / no-op
-jobs on Flowdesk's worker (target >= 0.5), with the worker classes, and where the engine's time went: the start
-path per run, and the CPU per run of each process (this one, the workers, and PostgreSQL and Redis when they run on
-this machine, from /proc) in the engine phase and the same-class no-op phase. The exit status is 1 when an engine
-run did not end `completed` with three completed step runs (or a phase timed out), or a target is missed.
+The three phases run R times in turn (a round: engine, forking, same class), so that a slow stretch of a shared
+machine falls on every phase alike rather than on one. Each round gives its three rates and its two ratios, engine /
+plain RQ forking (target >= 1.0) and engine / no-op jobs on Flowdesk's worker (target >= 0.5); the report gives every
+round, and the median of each rate and of each ratio over the rounds, against which the targets are judged. It
+names the worker classes, and says where the engine's time went: the start path per run, and the CPU per run of each
+process (this one, the workers, and PostgreSQL and Redis when they run on this machine, from /proc) in the engine
+phase and the same-class no-op phase (medians over the rounds). The exit status is 1 when an engine run did not end
+`completed` with three completed step runs (or a phase timed out), or a target is missed.
 
 Uses DATABASE_URL (PostgreSQL; in a schema of its own, flowdesk_bench, dropped at the end) and REDIS_URL
 (database number 14 is flushed and used) when set; otherwise a SQLite file and a private redis-server in a
@@ -35,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -51,6 +55,7 @@ WORKER_COMMAND = [sys.executable, "-m", "flask", "--app", "wsgi", "worker"]
 RQ_WORKER_COMMAND = [str(Path(sys.executable).parent / "rq"), "worker", "--path", str(ROOT)]
 TARGET_VS_FORKING = 1.0
 TARGET_VS_SAME_CLASS = 0.5
+PHASES = ("engine", "forking", "same")
 POLL = 0.02
 DEFINITION = {
     "key": "bench-noop",
@@ -255,14 +260,15 @@ def worker_env(app, redis_url: str, database_url: str, tmp: Path) -> dict:
     return env
 
 
-def engine_phase(app, n: int, w: int, env: dict, logs: Path) -> dict:
+def engine_phase(app, n: int, w: int, env: dict, logs: Path, before: int = 0, tag: str = "engine") -> dict:
+    """N runs started and completed; `before` runs completed in earlier rounds are already in the database."""
     from app.extensions import db, queues
     from app.models import Run, User, Workflow
     from app.services.runs import start_run
 
     with app.app_context():
         conn = queues.connection
-        workers = Workers(w, "engine", env, logs, conn)
+        workers = Workers(w, tag, env, logs, conn)
         try:
             workers.start()
             workflow = db.session.scalar(sa.select(Workflow).where(Workflow.key == DEFINITION["key"]))
@@ -279,7 +285,7 @@ def engine_phase(app, n: int, w: int, env: dict, logs: Path) -> dict:
             while True:
                 with db.engine.connect() as c:
                     counts = dict(c.execute(by_status).all())
-                done = counts.get("completed", 0)
+                done = counts.get("completed", 0) - before
                 if done >= n:
                     break
                 if time.monotonic() > deadline:
@@ -364,11 +370,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=300, help="runs (and raw jobs) per phase (default 300)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes per phase (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three phases (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (worker logs, SQLite file)")
     args = parser.parse_args(argv)
-    n, w = args.runs, args.workers
-    if n < 1 or w < 1:
-        parser.error("--runs and --workers must be at least 1")
+    n, w, r = args.runs, args.workers, args.rounds
+    if n < 1 or w < 1 or r < 1:
+        parser.error("--runs, --workers and --rounds must be at least 1")
 
     tmp = Path(tempfile.mkdtemp(prefix="flowdesk-bench-"))
     logs = tmp / "logs"
@@ -384,39 +391,51 @@ def main(argv=None) -> int:
             checkpoint = app.config["CHECKPOINT_SECONDS"]
         env = worker_env(app, redis_url, database_url, tmp)
 
-        engine = engine_phase(app, n, w, env, logs)
-        problems = verify_engine(app, n)
-        forking = raw_phase(app, n, w, env, logs, RQ_WORKER_COMMAND, "rq-fork")
-        same = raw_phase(app, n, w, env, logs, WORKER_COMMAND, "rq-same")
+        rounds = []
+        for number in range(1, r + 1):
+            engine = engine_phase(app, n, w, env, logs, before=(number - 1) * n, tag=f"engine-r{number}")
+            forking = raw_phase(app, n, w, env, logs, RQ_WORKER_COMMAND, f"rq-fork-r{number}")
+            same = raw_phase(app, n, w, env, logs, WORKER_COMMAND, f"rq-same-r{number}")
+            rounds.append({"engine": engine, "forking": forking, "same": same,
+                           "versus_forking": engine["rate"] / forking["rate"],
+                           "versus_same": engine["rate"] / same["rate"]})
+        problems = verify_engine(app, n * r)
 
-        versus_forking = engine["rate"] / forking["rate"]
-        versus_same = engine["rate"] / same["rate"]
-        print(f"runs N          : {n}")
+        print(f"runs N          : {n} per phase and round")
         print(f"workers W       : {w}")
+        print(f"rounds R        : {r} (each: engine, plain RQ forking, plain RQ on FlowdeskWorker)")
         print(f"database        : {dialect}")
         print(f"redis           : {'REDIS_URL db %d' % BENCH_REDIS_DB if embedded is None else 'embedded'}")
         print(f"checkpoint      : {checkpoint} s")
-        print(f"engine          : {engine['rate']:8.1f} runs/s on FlowdeskWorker (in-process)  "
-              f"({engine['seconds']:.2f} s; start_run+commit loop {engine['start_seconds']:.2f} s, "
-              f"{engine['start_seconds'] / n * 1000:.1f} ms per run)")
-        print(f"plain RQ        : {forking['rate']:8.1f} no-op jobs/s on rq.Worker (forking)  "
-              f"({forking['seconds']:.2f} s; enqueue loop {forking['start_seconds']:.2f} s)")
-        print(f"plain RQ        : {same['rate']:8.1f} no-op jobs/s on FlowdeskWorker (in-process)  "
-              f"({same['seconds']:.2f} s; enqueue loop {same['start_seconds']:.2f} s)")
-        for label, phase in (("engine", engine), ("no-op, same", same)):
-            print(f"cpu per run     : {label:<12} {_cpu_line(phase['cpu'])}")
+        for number, one in enumerate(rounds, 1):
+            print(f"round {number:<10}: engine {one['engine']['rate']:6.1f} runs/s "
+                  f"(start loop {one['engine']['start_seconds'] / n * 1000:.1f} ms per run), "
+                  f"forking {one['forking']['rate']:6.1f} jobs/s, same class {one['same']['rate']:6.1f} jobs/s; "
+                  f"ratios {one['versus_forking']:.2f} and {one['versus_same']:.2f}")
+        engine, forking, same = ({key: median(one[phase][key] for one in rounds)
+                                  for key in ("rate", "seconds", "start_seconds")} for phase in PHASES)
+        print(f"engine          : {engine['rate']:8.1f} runs/s on FlowdeskWorker (in-process), median  "
+              f"(start_run+commit loop {engine['start_seconds'] / n * 1000:.1f} ms per run)")
+        print(f"plain RQ        : {forking['rate']:8.1f} no-op jobs/s on rq.Worker (forking), median")
+        print(f"plain RQ        : {same['rate']:8.1f} no-op jobs/s on FlowdeskWorker (in-process), median")
+        for label, phase in (("engine", "engine"), ("no-op, same", "same")):
+            cpu = {key: _median_or_none([one[phase]["cpu"][key] for one in rounds]) for key in rounds[0][phase]["cpu"]}
+            print(f"cpu per run     : {label:<12} {_cpu_line(cpu)}")
         missed = []
-        for label, ratio, target in (("engine / plain RQ forking", versus_forking, TARGET_VS_FORKING),
-                                     ("engine / no-op jobs on FlowdeskWorker", versus_same, TARGET_VS_SAME_CLASS)):
+        for label, key, target in (("engine / plain RQ forking", "versus_forking", TARGET_VS_FORKING),
+                                   ("engine / no-op jobs on FlowdeskWorker", "versus_same", TARGET_VS_SAME_CLASS)):
+            ratios = [one[key] for one in rounds]
+            ratio = median(ratios)
             met = ratio >= target
             missed += [] if met else [label]
-            print(f"ratio {label} = {ratio:.2f} (target >= {target}): {'met' if met else 'MISSED'}")
+            print(f"ratio {label} = {ratio:.2f}, median of {', '.join(f'{x:.2f}' for x in ratios)} "
+                  f"(target >= {target}): {'met' if met else 'MISSED'}")
         if problems:
             print(f"VERIFY FAILED: {len(problems)} problem(s)", file=sys.stderr)
             for line in problems[:20]:
                 print(f"  {line}", file=sys.stderr)
             return 1
-        print(f"verify          : all {n} runs completed with 3 completed step runs")
+        print(f"verify          : all {n * r} runs completed with 3 completed step runs")
         return 1 if missed else 0
     except BenchError as exc:
         print(f"BENCH FAILED: {exc}", file=sys.stderr)
@@ -449,6 +468,10 @@ def main(argv=None) -> int:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _median_or_none(values: list):
+    return None if any(v is None for v in values) else median(values)
 
 
 def _cpu_line(cpu: dict) -> str:
