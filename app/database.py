@@ -64,6 +64,30 @@ def rollback_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
                 connection.invalidate()
 
 
+def is_unique_violation(exc: sa.exc.IntegrityError) -> bool:
+    """Whether an INSERT or UPDATE failed because another transaction had just written the same unique value (two
+    requests at the same moment), rather than because of a missing or wrong value."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "23505":  # PostgreSQL's unique_violation
+        return True
+    return getattr(orig, "sqlite_errorname", "") in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
+
+
+def lock_row(session: Session, model, row_id: int) -> None:
+    """Hold row `row_id` of `model` until the session's transaction ends, so that what is read next and written from
+    it (the next number of a sequence kept in another table) cannot be read by a second transaction meanwhile.
+    PostgreSQL locks the row (FOR UPDATE). SQLite has no row locks and ignores FOR UPDATE: a write that changes nothing
+    takes its database-wide write lock instead (a second writer waits on the busy timeout), and as the transaction's
+    first write it also starts it, so the reads after it see every commit before it."""
+    table = sa.inspect(model).local_table
+    (primary_key,) = table.primary_key.columns
+    if session.get_bind().dialect.name == "sqlite":
+        unchanged = {c: c for c in table.columns if c is primary_key or c.onupdate is not None}  # no onupdate fires
+        session.execute(sa.update(table).where(primary_key == row_id).values(unchanged))
+    else:
+        session.execute(sa.select(primary_key).where(primary_key == row_id).with_for_update())
+
+
 def insert_as_loaded(session: Session, objects: list) -> None:
     """INSERT new objects of one model with Core and add them to the session as if they had been loaded.
 

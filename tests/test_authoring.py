@@ -1,10 +1,12 @@
 """Authoring workflows through the services: drafts, versions, publish, restore, settings, clone, archive, and the
 audit rows each writes."""
+import threading
+
 import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import AuditEvent, User, Workflow
+from app.models import AuditEvent, User, Workflow, WorkflowVersion
 from app.services.errors import Conflict, Invalid, NotFound, PermissionDenied
 from app.services.runs import start_run
 from app.services.workflows import (
@@ -142,6 +144,53 @@ def test_restore_copies_a_version_as_a_new_one_and_moves_the_live_pointer(sessio
     assert restore(session, workflow, admin, 2).number == 4  # numbers never repeat
     with pytest.raises(NotFound):
         restore(session, workflow, admin, 99)
+
+
+def test_two_restores_at_the_same_moment_both_get_a_version_of_their_own(app, session, admin):
+    """Each restore reads the newest number, then adds the next. Both read before either writes (each waits up to a
+    second for the other after its read): without a lock taken before the read, both took the same number and one
+    failed with an IntegrityError (SQLite has no FOR UPDATE)."""
+    workflow = create_draft(session, admin, _doc())
+    save_version(session, workflow, admin, document=_doc(message="two"))
+    session.commit()
+    workflow_id, admin_id = workflow.id, admin.id
+    session.remove()
+    both_read = threading.Barrier(2, timeout=1)
+
+    def after_read(conn, cursor, statement, *args):
+        if "max(workflow_versions.number)" in statement and threading.current_thread().name.startswith("restore"):
+            try:
+                both_read.wait()
+            except threading.BrokenBarrierError:  # the other restore waits for this one's commit: as it should
+                pass
+
+    outcome = {}
+
+    def restore_in_a_request(number):
+        with app.app_context():
+            try:
+                version = restore(db.session, db.session.get(Workflow, workflow_id), db.session.get(User, admin_id),
+                                  number)
+                db.session.commit()
+                outcome[number] = version.number
+            except Exception as exc:  # noqa: BLE001 (reported by the assertion below)
+                outcome[number] = repr(exc)
+            finally:
+                db.session.remove()
+
+    sa.event.listen(db.engine, "after_cursor_execute", after_read)
+    try:
+        threads = [threading.Thread(target=restore_in_a_request, args=(n,), name=f"restore-{n}") for n in (1, 2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        sa.event.remove(db.engine, "after_cursor_execute", after_read)
+    assert set(outcome.values()) == {3, 4}, outcome
+    numbers = db.session.scalars(sa.select(WorkflowVersion.number).where(WorkflowVersion.workflow_id == workflow_id)
+                                 .order_by(WorkflowVersion.number)).all()
+    assert numbers == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("status", ["pending", "running", "waiting", "waiting_for_approval"])

@@ -45,6 +45,22 @@ def _create(client, admin, **body):
     return response.get_json()
 
 
+def test_a_key_taken_at_the_same_moment_is_a_conflict_not_a_500(app, client, admin, monkeypatch):
+    """Two creates of one key at once both pass the check that the key is free; the database refuses the second.
+    Here the check is skipped to stand for the first create's commit landing between the second's check and its
+    write."""
+    import app.services.workflows.drafts as drafts
+
+    first = _create(client, admin, summary="First")
+    monkeypatch.setattr(drafts, "key_free", lambda session, key: None)
+    second = client.post("/api/v1/workflows", headers=admin, json={"definition": _doc("two"), "summary": "Second"})
+    assert second.status_code == 409
+    error = second.get_json()["error"]
+    assert "at the same moment" in error and "nothing of yours was saved" in error
+    kept = client.get("/api/v1/workflows/orders/versions", headers=admin).get_json()["versions"]
+    assert [(v["number"], v["summary"]) for v in kept] == [(1, "First")] and first["key"] == "orders"
+
+
 def test_create_save_publish_and_list_versions(client, admin):
     created = _create(client, admin, summary="First cut")
     assert created["state"] == "draft" and created["version"] is None and created["latest_version"] == 1

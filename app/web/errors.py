@@ -4,10 +4,12 @@ its status."""
 import time
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from flask import Flask, Response, current_app, flash, jsonify, redirect, render_template, request
 from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from app.database import is_unique_violation
 from app.extensions import db, htmx, limiter
 from app.services.errors import Conflict, Invalid, ServiceError
 from app.web.protection import same_origin
@@ -20,6 +22,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, render_http_error)
     app.register_error_handler(ServiceError, render_service_error)
     app.register_error_handler(RateLimitExceeded, render_rate_limited)
+    app.register_error_handler(sa.exc.IntegrityError, render_write_collision)
 
 
 def is_api_request() -> bool:
@@ -83,6 +86,15 @@ def render_service_error(exc: ServiceError):
         flash(exc.message, "warning")
         return redirect(back, code=303)
     return render_template("error.html", error=_Refusal(exc), message=exc.message), exc.status
+
+
+def render_write_collision(exc: sa.exc.IntegrityError):
+    """Two requests wrote the same unique value at the same moment (a workflow key, a version number) and this one
+    lost: a 409 like any conflict, and nothing it wrote is kept. Any other integrity error is a bug: a 500."""
+    if not is_unique_violation(exc):
+        raise exc
+    return render_service_error(Conflict("Someone else saved the same thing at the same moment, so nothing of yours "
+                                         "was saved. Reload and try again."))
 
 
 def _same_site_referrer() -> str | None:

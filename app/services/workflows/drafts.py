@@ -12,6 +12,7 @@ import unicodedata
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.database import lock_row
 from app.engine.definition import KEY_RE, RESERVED_KEYS, Definition, DefinitionError, parse_definition
 from app.engine.diff import diff_definitions
 from app.engine.limits import check_limits, versioned_part
@@ -179,8 +180,7 @@ def apply_identity(workflow: Workflow, definition: Definition, document: dict) -
 def add_version(session: Session, workflow: Workflow, user: User | None, document: dict, summary: str,
                 restored_from: int | None = None) -> WorkflowVersion:
     """Add the workflow's next version (numbers never repeat) with a copy of its settings as they are now."""
-    # On PostgreSQL the workflow's row is locked until commit, so two saves cannot both take the same number.
-    session.execute(sa.select(Workflow.id).where(Workflow.id == workflow.id).with_for_update())
+    lock_row(session, Workflow, workflow.id)  # until commit: two saves (or restores) cannot both take one number
     number = (session.scalar(sa.select(sa.func.max(WorkflowVersion.number))
                              .where(WorkflowVersion.workflow_id == workflow.id)) or 0) + 1
     version = WorkflowVersion(workflow_id=workflow.id, number=number, definition=copy.deepcopy(document),
