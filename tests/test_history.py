@@ -154,6 +154,28 @@ def test_a_list_page_costs_the_same_queries_for_5_rows_as_for_50(client, login_a
     assert statements("/runs") == few
 
 
+@pytest.mark.parametrize("role", ["operator", "admin"])
+def test_the_lists_never_read_a_workflows_working_copy(client, login_as, app, two_workflows, role):
+    """A console with hundreds of workflows of many steps each would parse every working copy (tens of KB of JSON
+    each) on every runs list, every workflow list and every filter menu: 90 ms a page at 300 workflows of 40 steps.
+    The lists read the columns they show and filter on; the working copy is read by the pages that edit it."""
+    email = login_as(role)
+    insert_runs(app, "alpha", 3)
+    token = {"Authorization": f"Bearer {issue_api_token(app, email)}"}
+    with app.app_context():
+        engine = db.engine
+    seen = []
+    listener = lambda *args: seen.append(args[2])  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        for path, headers in (("/runs", {}), ("/workflows", {}), ("/workflows/alpha/history", {}),
+                              ("/api/v1/runs", token), ("/api/v1/workflows", token)):
+            assert client.get(path, headers=headers).status_code == 200, path
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    assert seen and not [s for s in seen if "draft_definition" in s]
+
+
 def test_the_workflow_list_costs_the_same_queries_for_2_workflows_as_for_8(client, login_as, app, load_workflow):
     login_as("admin")
 

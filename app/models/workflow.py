@@ -26,8 +26,9 @@ class Workflow(db.Model):
     queue: Mapped[str] = mapped_column(sa.String(80), default="default")
     # Roles allowed to see and run the workflow; None means every role.
     allowed_roles: Mapped[list | None] = mapped_column(JSONType)
-    # The working copy the editor changes; a save makes it a new version (see has_unsaved_changes).
-    draft_definition: Mapped[dict] = mapped_column(JSONType)
+    # The working copy the editor changes; a save makes it a new version (see has_unsaved_changes). Read when first
+    # used, not with every workflow a list loads: it is tens of KB of JSON for a workflow of many steps.
+    draft_definition: Mapped[dict] = mapped_column(JSONType, deferred=True)
     published_version_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("workflow_versions.id", use_alter=True, ondelete="SET NULL")
     )

@@ -18,8 +18,15 @@ def visible_workflows(session: Session, user: User, *criteria, options=()) -> li
 
 
 def visible_workflow_ids(session: Session, user: User) -> list[int]:
-    """Ids of the workflows `user` may see, for filtering runs (workflows number in the hundreds, runs in millions)."""
-    return [w.id for w in visible_workflows(session, user)]
+    """Ids of the workflows `user` may see, for filtering runs (workflows number in the hundreds, runs in millions):
+    from the columns workflow_visible reads, without loading a workflow."""
+    if can(user, Capability.VIEW_DRAFTS):
+        return list(session.scalars(sa.select(Workflow.id)))
+    rows = session.execute(
+        sa.select(Workflow.id, Workflow.state, Workflow.published_version_id, Workflow.enabled, Workflow.allowed_roles)
+        .where(Workflow.state == WorkflowState.PUBLISHED.value, Workflow.enabled.is_(True))
+    )
+    return [row.id for row in rows if workflow_visible(row, user)]
 
 
 def get_workflow_or_404(session: Session, key: str, user: User) -> Workflow:
