@@ -3,6 +3,7 @@ from functools import wraps
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, g, jsonify, request, url_for
+from sqlalchemy.orm import selectinload
 
 from app.blueprints.api_openapi import openapi_document
 from app.extensions import db, limiter
@@ -112,7 +113,8 @@ def list_workflows():
     """The workflows the token's user may see."""
     if not can(g.api_user, Capability.LIST_WORKFLOWS):
         raise PermissionDenied("Your role cannot list workflows.")
-    rows = visible_workflows(db.session, g.api_user, Workflow.archived_at.is_(None))
+    live = selectinload(Workflow.published_version).load_only(WorkflowVersion.number)  # not the definitions
+    rows = visible_workflows(db.session, g.api_user, Workflow.archived_at.is_(None), options=(live,))
     return jsonify(
         {
             "workflows": [

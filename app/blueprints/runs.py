@@ -107,7 +107,7 @@ def _history(f: RunFilter, workflow: Workflow | None):
         statuses=list(RunStatus), triggers=TRIGGERS, kinds=KINDS, ranges=RANGES,
         queues=runs_queries.queues_of(db.session, ids),
         workflows=[] if workflow else visible_workflows(db.session, current_user),
-        versions=[v.number for v in workflow.versions] if workflow else [],
+        versions=runs_queries.version_numbers(db.session, workflow) if workflow else [],
     )
     if section == "finished":
         return render_template("runs/_finished.html", **context)

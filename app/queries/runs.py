@@ -4,7 +4,7 @@ import hashlib
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from app.engine.states import ACTIVE, FINISHED
 from app.models import LogEntry, Run, Workflow, WorkflowVersion
@@ -61,9 +61,14 @@ def _matching(f: RunFilter, workflow_ids: list[int]) -> sa.Select:
     return query
 
 
+# What a list of runs loads: each run's version number (in one statement for the page), not the version's definition,
+# and not the run's result or selected keys, which no list shows and which can be large.
+LISTED = (selectinload(Run.version).load_only(WorkflowVersion.number), defer(Run.result), defer(Run.selected_keys))
+
+
 def runs_page(session: Session, f: RunFilter, workflow_ids: list[int], finished_only: bool = False) -> RunPage:
     """A page of the runs `f` selects (only finished ones with `finished_only`), by keyset on the id."""
-    query = _matching(f, workflow_ids).options(selectinload(Run.version))
+    query = _matching(f, workflow_ids).options(*LISTED)
     if finished_only:
         query = query.where(Run.status.in_([s.value for s in FINISHED]))
     if f.after is not None:
@@ -84,7 +89,7 @@ def runs_page(session: Session, f: RunFilter, workflow_ids: list[int], finished_
 def active_runs(session: Session, f: RunFilter, workflow_ids: list[int], limit: int = 100) -> list[Run]:
     """The runs `f` selects that are still pending, running or waiting, newest first."""
     query = _matching(f, workflow_ids).where(Run.status.in_([s.value for s in ACTIVE]))
-    return session.scalars(query.options(selectinload(Run.version)).order_by(Run.id.desc()).limit(limit)).all()
+    return session.scalars(query.options(*LISTED).order_by(Run.id.desc()).limit(limit)).all()
 
 
 def count_runs(session: Session, f: RunFilter, workflow_ids: list[int], finished_only: bool = False) -> int:
@@ -93,6 +98,12 @@ def count_runs(session: Session, f: RunFilter, workflow_ids: list[int], finished
     if finished_only:
         query = query.where(Run.status.in_([s.value for s in FINISHED]))
     return session.scalar(sa.select(sa.func.count()).select_from(query.limit(COUNT_CAP + 1).subquery()))
+
+
+def version_numbers(session: Session, workflow: Workflow) -> list[int]:
+    """The numbers of a workflow's versions, oldest first, for the version filter (not the versions' definitions)."""
+    return list(session.scalars(sa.select(WorkflowVersion.number).where(WorkflowVersion.workflow_id == workflow.id)
+                                .order_by(WorkflowVersion.number)))
 
 
 def queues_of(session: Session, workflow_ids: list[int]) -> list[str]:
