@@ -111,6 +111,24 @@ def test_versions_and_their_diffs(client, make_user, authored):
     assert client.get("/workflows/orders/versions/5").status_code == 404
 
 
+def test_the_versions_list_reads_no_definition_but_the_newest(app, client, make_user, authored):
+    """Every save is a version: a workflow saved hundreds of times would parse every definition on each view of its
+    versions. The list reads numbers, authors, times and summaries; only the newest version's definition is read
+    (the heading compares the working copy with it)."""
+    sign_in(client, make_user, "admin")
+    with app.app_context():
+        engine = db.engine
+    seen = []
+    listener = lambda *args: seen.append(args[2])  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        assert client.get("/workflows/orders/versions").status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    definitions = [s for s in seen if "workflow_versions.definition" in s]
+    assert definitions and all("LIMIT" in s or "workflow_versions.id = " in s for s in definitions), definitions
+
+
 def test_restore_is_refused_while_a_run_waits_then_accepted(app, client, make_user, authored):
     run_id = make_run(app, "orders", "waiting")
     sign_in(client, make_user, "admin")

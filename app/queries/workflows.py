@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import Enum
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from app.engine.diff import DefinitionDiff, diff_definitions
 from app.models import AuditEvent, Run, User, Workflow, WorkflowVersion
@@ -115,10 +115,12 @@ def newest_versions(session: Session, workflows: list[Workflow]) -> dict[int, Ne
 
 
 def versions_of(session: Session, workflow: Workflow) -> list[WorkflowVersion]:
-    """The workflow's versions, newest first, with their authors."""
+    """The workflow's versions, newest first, with their authors; not their definitions (every save is a version, and
+    a workflow saved hundreds of times would parse them all for a list that shows none)."""
     return session.scalars(
         sa.select(WorkflowVersion).where(WorkflowVersion.workflow_id == workflow.id)
-        .options(selectinload(WorkflowVersion.author)).order_by(WorkflowVersion.number.desc())
+        .options(selectinload(WorkflowVersion.author), defer(WorkflowVersion.definition))
+        .order_by(WorkflowVersion.number.desc())
     ).all()
 
 
