@@ -11,6 +11,7 @@ from app.models import Run, User, Workflow
 from app.services.workflows import create_draft, publish, save_version
 from tests.conftest import PASSWORD, csrf_token
 from tests.factories import make_run, steps_workflow
+from tests.test_polls import statements
 
 
 def _doc(key="orders", message="one", **extra):
@@ -116,15 +117,8 @@ def test_the_versions_list_reads_no_definition_but_the_newest(app, client, make_
     versions. The list reads numbers, authors, times and summaries; only the newest version's definition is read
     (the heading compares the working copy with it)."""
     sign_in(client, make_user, "admin")
-    with app.app_context():
-        engine = db.engine
-    seen = []
-    listener = lambda *args: seen.append(args[2])  # noqa: E731
-    sa.event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with statements(app) as seen:
         assert client.get("/workflows/orders/versions").status_code == 200
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", listener)
     definitions = [s for s in seen if "workflow_versions.definition" in s]
     assert definitions and all("LIMIT" in s or "workflow_versions.id = " in s for s in definitions), definitions
 
