@@ -65,6 +65,24 @@ def add_step(page, label: str, fields: dict, selects: dict | None = None):
     expect(page.locator("#editor-section .flash-success")).to_contain_text("Step applied")
 
 
+def test_a_name_typed_before_the_editor_script_ran_still_gets_its_key(page, make_user):
+    """The key follows the name from the first letter, even when the name was typed (or restored by the browser)
+    while the page's script was still on its way: here it is held until the name is in."""
+    from playwright.sync_api import expect
+
+    sign_in(page, make_user("admin"))
+    held = []
+    page.route("**/js/editor.js", lambda route: held.append(route))
+    page.goto("/workflows/new", wait_until="commit")
+    page.locator("#new-name").press_sequentially("Invoice check")
+    expect(page.get_by_label("Key (job name)")).to_have_value("")
+    assert held, "the editor's script was asked for"
+    held[0].continue_()
+    expect(page.get_by_label("Key (job name)")).to_have_value("invoice-check")
+    page.locator("#new-name").press_sequentially(" two")
+    expect(page.get_by_label("Key (job name)")).to_have_value("invoice-check-two")
+
+
 def test_admin_builds_saves_twice_and_publishes_a_workflow(page, demo_workflows, make_user):
     from playwright.sync_api import expect
 

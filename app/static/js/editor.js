@@ -66,5 +66,7 @@
       .replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 70).replace(/-+$/, "");
     key.addEventListener("input", () => { own = key.value !== ""; });
     name.addEventListener("input", () => { if (!own) key.value = slug(name.value); });
+    // A name typed (or restored by the browser) before this script ran has a key to follow too.
+    if (!own && name.value) key.value = slug(name.value);
   }
 })();
