@@ -13,6 +13,7 @@ from app.engine.states import ACTIVE, RunStatus
 from app.extensions import db, htmx, queues
 from app.models import Run, Workflow
 from app.queries import runs as runs_queries
+from app.queries import workflows as workflow_queries
 from app.queries.compare import compare_runs
 from app.queries.csv import csv_response
 from app.queries.filters import RANGES, RunFilter
@@ -107,7 +108,7 @@ def _history(f: RunFilter, workflow: Workflow | None):
         statuses=list(RunStatus), triggers=TRIGGERS, kinds=KINDS, ranges=RANGES,
         queues=runs_queries.queues_of(db.session, ids),
         workflows=[] if workflow else visible_workflows(db.session, current_user),
-        versions=runs_queries.version_numbers(db.session, workflow) if workflow else [],
+        versions=workflow_queries.version_numbers(db.session, workflow) if workflow else [],
     )
     if section == "finished":
         return render_template("runs/_finished.html", **context)

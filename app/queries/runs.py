@@ -100,12 +100,6 @@ def count_runs(session: Session, f: RunFilter, workflow_ids: list[int], finished
     return session.scalar(sa.select(sa.func.count()).select_from(query.limit(COUNT_CAP + 1).subquery()))
 
 
-def version_numbers(session: Session, workflow: Workflow) -> list[int]:
-    """The numbers of a workflow's versions, oldest first, for the version filter (not the versions' definitions)."""
-    return list(session.scalars(sa.select(WorkflowVersion.number).where(WorkflowVersion.workflow_id == workflow.id)
-                                .order_by(WorkflowVersion.number)))
-
-
 def queues_of(session: Session, workflow_ids: list[int]) -> list[str]:
     """The queues the visible workflows run on, for the queue filter."""
     return list(session.scalars(

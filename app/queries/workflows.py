@@ -124,6 +124,12 @@ def versions_of(session: Session, workflow: Workflow) -> list[WorkflowVersion]:
     ).all()
 
 
+def version_numbers(session: Session, workflow: Workflow) -> list[int]:
+    """The numbers of a workflow's versions, oldest first, for a version filter (not the versions' definitions)."""
+    return list(session.scalars(sa.select(WorkflowVersion.number).where(WorkflowVersion.workflow_id == workflow.id)
+                                .order_by(WorkflowVersion.number)))
+
+
 def version_of(session: Session, workflow: Workflow, number: int) -> WorkflowVersion | None:
     """The workflow's version `number`, or None (also for a number no version column could hold)."""
     if not 1 <= number <= MAX_VERSION_NUMBER:

@@ -11,22 +11,26 @@ from app.vocabulary import WorkflowState
 def visible_workflows(session: Session, user: User, *criteria, options=()) -> list[Workflow]:
     """The workflows `user` may see (by the rule of workflow_visible), filtered by `criteria`, by name; `options`
     are loader options (what to load with them)."""
-    query = sa.select(Workflow).where(*criteria).options(*options).order_by(Workflow.name)
-    if not can(user, Capability.VIEW_DRAFTS):
-        query = query.where(Workflow.state == WorkflowState.PUBLISHED.value, Workflow.enabled.is_(True))
+    query = _narrowed(sa.select(Workflow).where(*criteria).options(*options).order_by(Workflow.name), user)
     return [w for w in session.scalars(query) if workflow_visible(w, user)]
 
 
 def visible_workflow_ids(session: Session, user: User) -> list[int]:
     """Ids of the workflows `user` may see, for filtering runs (workflows number in the hundreds, runs in millions):
     from the columns workflow_visible reads, without loading a workflow."""
-    if can(user, Capability.VIEW_DRAFTS):
-        return list(session.scalars(sa.select(Workflow.id)))
-    rows = session.execute(
-        sa.select(Workflow.id, Workflow.state, Workflow.published_version_id, Workflow.enabled, Workflow.allowed_roles)
-        .where(Workflow.state == WorkflowState.PUBLISHED.value, Workflow.enabled.is_(True))
-    )
+    rows = session.execute(_narrowed(
+        sa.select(Workflow.id, Workflow.state, Workflow.published_version_id, Workflow.enabled, Workflow.allowed_roles),
+        user,
+    ))
     return [row.id for row in rows if workflow_visible(row, user)]
+
+
+def _narrowed(query: sa.Select, user: User) -> sa.Select:
+    """`query` on workflows, narrowed in SQL to the published and enabled ones unless `user` sees drafts (the roles
+    a workflow allows are checked on each row, by workflow_visible)."""
+    if can(user, Capability.VIEW_DRAFTS):
+        return query
+    return query.where(Workflow.state == WorkflowState.PUBLISHED.value, Workflow.enabled.is_(True))
 
 
 def get_workflow_or_404(session: Session, key: str, user: User) -> Workflow:
