@@ -69,7 +69,6 @@ class _AppWorker:
         gc.freeze()
 
 
-
 class FlowdeskWorker(_AppWorker, SimpleWorker):
     """The default: each job runs in this process, one after another (see the module's docstring)."""
 

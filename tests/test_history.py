@@ -11,7 +11,7 @@ from app.models import LogEntry, Run, Workflow
 from app.timeutil import utcnow
 from app.engine.states import FINISHED, RunStatus
 from tests.factories import issue_api_token, make_run, steps_workflow
-from tests.test_polls import statements
+from tests.test_polls import statements as sql_sent
 
 
 def insert_runs(app, key: str, count: int = 1, *, status="completed", age=timedelta(hours=1), record_key=None,
@@ -165,7 +165,7 @@ def test_the_lists_never_read_the_documents_they_do_not_show(client, login_as, a
     insert_runs(app, "alpha", 3)
     insert_runs(app, "beta", 2, status="running")
     token = {"Authorization": f"Bearer {issue_api_token(app, email)}"}
-    with statements(app) as seen:
+    with sql_sent(app) as seen:
         for path, headers in (("/runs", {}), ("/workflows", {}), ("/workflows/alpha/history", {}),
                               ("/api/v1/runs", token), ("/api/v1/workflows", token)):
             assert client.get(path, headers=headers).status_code == 200, path
