@@ -10,10 +10,11 @@ from app.engine.events import Cancelled, Completed, Errored, Failed, Parked, Tak
 from app.engine.states import RunStatus
 from app.engine.walker import Next
 from app.extensions import db
-from app.models import AuditEvent, LogEntry, Run, StepRun
+from app.models import AuditEvent, LogEntry, Run, StepRun, Workflow
 from app.services.execution import at_once
 from app.services.execution.claims import _claim_statement, claim_run
 from app.services.execution.journal import Journal
+from app.services.runs import start_run
 from app.engine.steps import StepResult
 from app.timeutil import utcnow
 from tests.factories import get_run, start, steps_workflow
@@ -288,3 +289,71 @@ def test_on_postgresql_a_claim_and_an_ending_find_the_run_by_its_primary_key_wha
                 plan = _generic_plan(connection, statement, params)
                 scans = [line for line in plan.splitlines() if "Scan" in line and " on runs" in line]
                 assert scans and all("pk_runs" in line for line in scans), (name, plan)
+
+
+def test_on_postgresql_the_claim_and_the_ending_sent_on_the_driver_write_and_read_what_sqlalchemy_does(
+        app, load_workflow, make_user, monkeypatch):
+    """With no statement listener on the engine, a worker's claim and one-statement ending go straight to psycopg
+    (send_alone): the claim returns the same snapshot as SQLAlchemy's execution, JSON parsed and times as datetimes,
+    and the ending writes the same rows as the regular settle."""
+    load_workflow(steps_workflow("p", STEPS, params=[{"name": "n", "type": "integer"}]))
+    load_workflow(steps_workflow("j", STEPS))
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("statements sent on the driver are PostgreSQL's")
+        user = make_user("operator")
+        assert not db.engine.dispatch.before_cursor_execute and not db.engine.dispatch.after_cursor_execute
+        now = utcnow()
+        sent_alone, through_sqlalchemy = start(app, "p", user, {"n": 1}), start(app, "p", user, {"n": 1})
+        snapshot = claim_run(db.engine, sent_alone, RunStatus.PENDING, now=now, starting=True)
+        with db.engine.begin() as connection:
+            expected = claim_run(connection, through_sqlalchemy, RunStatus.PENDING, now=now, starting=True)
+        assert snapshot.params == {"n": 1} == expected.params
+        assert {**snapshot.__dict__, "id": 0} == {**expected.__dict__, "id": 0}
+        assert claim_run(db.engine, sent_alone, RunStatus.PENDING, now=now) is None  # already running
+        assert get_run(app, sent_alone).status == "running" and get_run(app, sent_alone).started_at == now
+
+        written = {}
+        for at_once in (True, False):
+            journal = _claimed_journal(app, user)
+            monkeypatch.setattr(Journal, "_at_once", lambda self, at_once=at_once: at_once)
+            journal.begin_step(_spec("a"))
+            journal.step_ran(StepResult(output={"said": "hi"}, logs=[("info", "hi", {"n": 1})]))
+            journal.complete_step(Next("b"))
+            journal.begin_step(_spec("b"))
+            assert journal.settle(ENDINGS["completed"]()).status == "completed"
+            written[at_once] = _written(app, journal.run.id)
+            db.session.remove()
+        assert written[True] == written[False] and written[True]["run"]["result"] == {"steps": {"a": {"said": "hi"}}}
+
+
+def test_on_postgresql_a_statement_sent_on_the_driver_fails_as_sqlalchemy_fails_and_leaves_the_pool_sound(
+        app, load_workflow, make_user):
+    """A statement that fails on the driver raises SQLAlchemy's exception (a unique violation is an IntegrityError the
+    web layer answers with 409), in the session's transaction or alone; the connection goes back to the pool in
+    transaction mode, and a run started and rolled back leaves no row."""
+    from app.database import is_unique_violation, send_alone, send_in
+    from app.models import User
+
+    load_workflow(steps_workflow("j", STEPS))
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("statements sent on the driver are PostgreSQL's")
+        user = make_user("operator")
+        taken = {"email": user, "name": "x", "role": "viewer", "password_hash": "x", "active": True}
+        with pytest.raises(sa.exc.IntegrityError) as caught:
+            send_in(db.session.connection(), sa.insert(User.__table__), taken)
+        assert is_unique_violation(caught.value)
+        db.session.rollback()
+        with pytest.raises(sa.exc.ProgrammingError):
+            send_alone(db.engine, sa.text("SELECT * FROM no_such_table WHERE id = :id"), {"id": 1})
+        for _ in range(db.engine.pool.size() + 1):  # every pooled connection is back in transaction mode
+            with db.engine.connect() as connection:
+                assert connection.connection.driver_connection.autocommit is False
+
+        workflow = db.session.scalar(sa.select(Workflow).where(Workflow.key == "j"))
+        run = start_run(db.session, workflow, db.session.scalar(sa.select(User).where(User.email == user)), {})
+        run_id = run.id
+        assert run_id is not None and run.dry_run is False and run.params == {} and run.executed_seconds == 0
+        db.session.rollback()
+        assert db.session.get(Run, run_id) is None

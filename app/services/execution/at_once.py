@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from app.database import autocommit, autocommit_engine
+from app.database import autocommit_engine, send_alone, with_defaults
 from app.engine.states import RunStatus
 from app.models.log import LogEntry
 from app.models.run import Run, StepRun
@@ -56,25 +56,16 @@ def settle_at_once(session: Session, run_id: int, target: RunStatus, values: dic
         "lines": json.dumps(line_rows, default=_json_default),
     }
     if engine := autocommit_engine(session):
-        with autocommit(engine) as connection:
-            row = connection.execute(statement, params).one()
+        row = send_alone(engine, statement, params)
     else:
-        row = session.execute(statement, params).one()
-    for sr, step_run_id in zip(steps, row.ids):
+        row = session.execute(statement, params).one()._asdict()
+    for sr, step_run_id in zip(steps, row["ids"]):
         sr.id = step_run_id
-    return row.moved
+    return row["moved"]
 
 
 def _step_row(sr: StepRun) -> dict:
-    row = {}
-    for column in STEP_COLUMNS:
-        if column.key in sr.__dict__:
-            row[column.key] = sr.__dict__[column.key]
-        elif column.default is not None and column.default.is_scalar:
-            row[column.key] = column.default.arg
-        elif column.default is not None and column.default.is_callable:
-            row[column.key] = column.default.arg(None)
-    return row
+    return with_defaults(STEP_RUNS, {c.key: sr.__dict__[c.key] for c in STEP_COLUMNS if c.key in sr.__dict__})
 
 
 def _json_default(value):

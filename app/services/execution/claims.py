@@ -10,6 +10,7 @@ from functools import lru_cache
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.database import send_alone
 from app.engine.states import RunStatus, sources_of
 from app.models.run import Run
 
@@ -77,12 +78,17 @@ _SNAPSHOT_COLUMNS = (
 )
 
 
-def claim_run(session: Session | sa.Connection, run_id: int, source: RunStatus, *, now: datetime | None = None,
+def claim_run(session: Session | sa.Engine, run_id: int, source: RunStatus, *, now: datetime | None = None,
               starting: bool = False) -> RunSnapshot | None:
     """Move run `run_id` from `source` to running and return what the executor needs of it, or None if another claim
     won (or the run left `source`). With `now`, the claim is the run's first heartbeat and, when `starting`, its start
-    (a run that already has one keeps it: a retried step does)."""
-    row = session.execute(_claim_statement(source, now is not None, starting), {"run_id": run_id, "now": now}).first()
+    (a run that already has one keeps it: a retried step does). Given an engine (PostgreSQL), the claim is sent alone,
+    outside any transaction."""
+    statement, params = _claim_statement(source, now is not None, starting), {"run_id": run_id, "now": now}
+    if isinstance(session, sa.Engine):
+        row = send_alone(session, statement, params)
+        return None if row is None else RunSnapshot(**row)
+    row = session.execute(statement, params).first()
     return None if row is None else RunSnapshot(**row._asdict())
 
 

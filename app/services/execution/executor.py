@@ -5,7 +5,7 @@ from flask import current_app
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.orm import Session
 
-from app.database import autocommit, autocommit_engine
+from app.database import autocommit_engine
 from app.engine.definition import END, DefinitionError
 from app.engine.events import AwaitingApproval, Errored, Event, Failed, Parked
 from app.engine.states import RunStatus, StepStatus
@@ -64,8 +64,7 @@ def _claim(session: Session, run_id: int, source: RunStatus, starting: bool):
     PostgreSQL the claim is one statement outside any transaction (no BEGIN, no COMMIT: a short run's claim and its
     one-statement ending are its only two round trips)."""
     if engine := autocommit_engine(session):
-        with autocommit(engine) as connection:
-            return claim_run(connection, run_id, source, now=utcnow(), starting=starting)
+        return claim_run(engine, run_id, source, now=utcnow(), starting=starting)
     run = claim_run(session, run_id, source, now=utcnow(), starting=starting)
     session.commit()
     return run
