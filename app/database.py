@@ -1,5 +1,6 @@
 """Database setup: engine options and SQLite pragmas, and a connection whose transactions roll back fully."""
 from collections.abc import Iterator
+from dataclasses import dataclass
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -210,13 +211,27 @@ def _watched(bind: sa.Engine | sa.Connection) -> bool:
 def _send(dialect: sa.Dialect, driver, statement: sa.Executable, params: dict) -> dict | None:
     if isinstance(statement, sa.Insert):
         params = with_defaults(statement.table, params)
-    compiled, processors = _compiled_alone(statement, dialect, _insert_keys(statement, params))
-    values = compiled.construct_params(params)
-    for key, process in processors:
+    prepared = _compiled_alone(statement, dialect, _insert_keys(statement, params))
+    values = prepared.compiled.construct_params(params)
+    for key, process in prepared.processors:
         values[key] = process(values[key])
-    cursor = driver.execute(compiled.string, values)
+    cursor = driver.execute(prepared.compiled.string, values)
     row = cursor.fetchone()
-    return None if row is None else dict(zip([column.name for column in cursor.description], row))
+    if row is None:
+        return None
+    if prepared.names is None:  # the same text always returns the same columns: psycopg's description is dear
+        prepared.names = tuple(column.name for column in cursor.description)
+    return dict(zip(prepared.names, row))
+
+
+@dataclass
+class _Prepared:
+    """A statement compiled for a dialect, the bind processors of its typed parameters (by the name its text gives
+    them), and the names of the columns it returns, once a row has shown them."""
+
+    compiled: sa.engine.Compiled
+    processors: tuple
+    names: tuple[str, ...] | None = None
 
 
 def _wrapped(dialect: sa.Dialect, statement: sa.Executable, params: dict, exc: Exception) -> sa.exc.DBAPIError:
@@ -229,10 +244,9 @@ def _insert_keys(statement: sa.Executable, params: dict) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=64)
-def _compiled_alone(statement: sa.Executable, dialect: sa.Dialect, keys: tuple[str, ...]) -> tuple:
-    """`statement` compiled for `dialect` (an INSERT for the columns `keys` names), and the bind processors of its
-    typed parameters by the name its text gives them; built once per statement and set of keys (the statements sent
-    this way are built once too)."""
+def _compiled_alone(statement: sa.Executable, dialect: sa.Dialect, keys: tuple[str, ...]) -> _Prepared:
+    """`statement` compiled for `dialect` (an INSERT for the columns `keys` names); built once per statement and set of
+    keys (the statements sent this way are built once too)."""
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     escaped = compiled.escaped_bind_names or {}
     processors = []
@@ -240,4 +254,4 @@ def _compiled_alone(statement: sa.Executable, dialect: sa.Dialect, keys: tuple[s
         process = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             processors.append((escaped.get(name, name), process))
-    return compiled, tuple(processors)
+    return _Prepared(compiled, tuple(processors))
