@@ -357,3 +357,24 @@ def test_on_postgresql_a_statement_sent_on_the_driver_fails_as_sqlalchemy_fails_
         assert run_id is not None and run.dry_run is False and run.params == {} and run.executed_seconds == 0
         db.session.rollback()
         assert db.session.get(Run, run_id) is None
+
+
+def test_on_postgresql_a_connection_lost_under_a_statement_sent_alone_is_not_handed_out_again(app):
+    """A pooled connection whose server process ended fails the statement sent on it, as SQLAlchemy's path does, and
+    leaves the pool: the next statement gets a connection that works."""
+    from app.database import send_alone
+
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("statements sent on the driver are PostgreSQL's")
+        db.engine.dispose()
+        ask = sa.text("SELECT pg_backend_pid() AS pid")
+        pid = send_alone(db.engine, ask, {})["pid"]
+        outside = sa.create_engine(db.engine.url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        with outside.connect() as other:
+            assert other.scalar(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(sa.exc.OperationalError):
+            for _ in range(db.engine.pool.size() + 1):  # until the pool hands out the dead connection
+                send_alone(db.engine, ask, {})
+        assert send_alone(db.engine, ask, {})["pid"] != pid
+        assert all(send_alone(db.engine, ask, {})["pid"] != pid for _ in range(db.engine.pool.size() + 1))
