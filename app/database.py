@@ -1,7 +1,8 @@
-"""Database setup: engine options and SQLite pragmas, and a connection whose transactions roll back fully."""
+"""Database setup: engine options and SQLite pragmas, a connection whose transactions roll back fully, and hot
+statements sent straight to the PostgreSQL driver (send_alone, send_in)."""
 from collections.abc import Iterator
-from dataclasses import dataclass
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def insert_as_loaded(session: Session, objects: list) -> None:
         groups.setdefault(tuple(sorted(columns.intersection(obj.__dict__))), []).append(obj)
     for assigned, group in groups.items():
         connection = session.connection()
-        if len(group) == 1 and connection.dialect.name == "postgresql":  # a run started: one row, sent on the driver
+        if len(group) == 1 and connection.dialect.name == "postgresql":  # a started run, a step run: on the driver
             row = {key: group[0].__dict__[key] for key in assigned}
             ids = [send_in(connection, _insert_returning_id(table), row)["id"]]
         else:  # Core's path: the ORM's execute adds nothing to a table's INSERT
@@ -155,7 +156,6 @@ def autocommit_engine(session: Session | scoped_session) -> sa.Engine | None:
 def in_transaction(session: Session | scoped_session) -> bool:
     """Whether the session has begun a transaction (a scoped session asks its session of this context)."""
     return (session() if isinstance(session, scoped_session) else session).in_transaction()
-
 
 
 def send_alone(engine: sa.Engine, statement: sa.Executable, params: dict) -> dict | None:

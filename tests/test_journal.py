@@ -5,12 +5,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from app.database import is_unique_violation, send_alone, send_in
 from app.engine.definition import parse_definition
 from app.engine.events import Cancelled, Completed, Errored, Failed, Parked, TakenOver
 from app.engine.states import RunStatus
 from app.engine.walker import Next
 from app.extensions import db
-from app.models import AuditEvent, LogEntry, Run, StepRun, Workflow
+from app.models import AuditEvent, LogEntry, Run, StepRun, User, Workflow
 from app.services.execution import at_once
 from app.services.execution.claims import _claim_statement, claim_run
 from app.services.execution.journal import Journal
@@ -332,9 +333,6 @@ def test_on_postgresql_a_statement_sent_on_the_driver_fails_as_sqlalchemy_fails_
     """A statement that fails on the driver raises SQLAlchemy's exception (a unique violation is an IntegrityError the
     web layer answers with 409), in the session's transaction or alone; the connection goes back to the pool in
     transaction mode, and a run started and rolled back leaves no row."""
-    from app.database import is_unique_violation, send_alone, send_in
-    from app.models import User
-
     load_workflow(steps_workflow("j", STEPS))
     with app.app_context():
         if db.engine.dialect.name != "postgresql":
@@ -362,8 +360,6 @@ def test_on_postgresql_a_statement_sent_on_the_driver_fails_as_sqlalchemy_fails_
 def test_on_postgresql_a_connection_lost_under_a_statement_sent_alone_is_not_handed_out_again(app):
     """A pooled connection whose server process ended fails the statement sent on it, as SQLAlchemy's path does, and
     leaves the pool: the next statement gets a connection that works."""
-    from app.database import send_alone
-
     with app.app_context():
         if db.engine.dialect.name != "postgresql":
             pytest.skip("statements sent on the driver are PostgreSQL's")

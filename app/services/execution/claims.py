@@ -78,8 +78,8 @@ _SNAPSHOT_COLUMNS = (
 )
 
 
-def claim_run(session: Session | sa.Engine, run_id: int, source: RunStatus, *, now: datetime | None = None,
-              starting: bool = False) -> RunSnapshot | None:
+def claim_run(session: Session | sa.Connection | sa.Engine, run_id: int, source: RunStatus, *,
+              now: datetime | None = None, starting: bool = False) -> RunSnapshot | None:
     """Move run `run_id` from `source` to running and return what the executor needs of it, or None if another claim
     won (or the run left `source`). With `now`, the claim is the run's first heartbeat and, when `starting`, its start
     (a run that already has one keeps it: a retried step does). Given an engine (PostgreSQL), the claim is sent alone,
