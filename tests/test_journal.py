@@ -204,6 +204,7 @@ def test_on_postgresql_a_walk_ends_in_one_statement_that_writes_what_the_regular
         if db.engine.dialect.name != "postgresql":
             pytest.skip("the one-statement ending is PostgreSQL's")
         written, user = {}, make_user("operator")
+        event = ENDINGS[ending]()  # one event for both ways: a park's time is in a line, to the second
         for at_once in (True, False):
             journal = _claimed_journal(app, user)
             monkeypatch.setattr(Journal, "_at_once", lambda self, at_once=at_once: at_once)
@@ -213,7 +214,7 @@ def test_on_postgresql_a_walk_ends_in_one_statement_that_writes_what_the_regular
             journal.complete_step(Next("b"))
             b = journal.begin_step(_spec("b"))
             with statements(app) as sent:
-                outcome = journal.settle(ENDINGS[ending]())
+                outcome = journal.settle(event)
             assert outcome.status == ending.replace("parked", "waiting")
             assert a.id is not None and b.id > a.id and outcome.step_run_id in (b.id, None)
             if at_once:
