@@ -1,6 +1,7 @@
 """The worker warms itself up with a real run that leaves nothing behind."""
 import gc
 
+import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
@@ -24,6 +25,26 @@ def test_warm_up_executes_a_run_and_leaves_no_rows(app, load_workflow):
         assert any(s.lstrip().upper().startswith("INSERT INTO STEP_RUNS") for s in statements)
         assert any("log_entries" in s for s in statements)
         for model in (Workflow, WorkflowVersion, Run, StepRun, LogEntry):
+            assert db.session.scalar(sa.select(sa.func.count()).select_from(model)) == 0, model
+
+
+def test_on_postgresql_warm_up_leaves_the_claim_and_the_ending_prepared_on_the_pooled_connection(app, load_workflow):
+    """A new worker's first runs cost what later ones do: the warm-up sends a short run's claim and its one-statement
+    ending (for run 0, which does not exist) until psycopg has prepared both on the connection the pool hands out
+    next, and they change nothing."""
+    from app.services.execution.warmup import warm_up
+
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("the claim and the ending are sent on the driver on PostgreSQL only")
+        db.session.remove()
+        db.engine.dispose()  # a fresh pool, as in a new worker
+        warm_up(db.engine)
+        with db.engine.connect() as connection:
+            prepared = connection.exec_driver_sql("SELECT statement FROM pg_prepared_statements").scalars().all()
+        assert any(s.lstrip().startswith("UPDATE runs SET status") and "RETURNING" in s for s in prepared), prepared
+        assert any("WITH moved AS" in s for s in prepared), prepared
+        for model in (Run, StepRun, LogEntry):
             assert db.session.scalar(sa.select(sa.func.count()).select_from(model)) == 0, model
 
 

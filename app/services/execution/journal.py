@@ -248,9 +248,7 @@ class Journal:
             self.flush()
             self._commit()
             return Outcome(status="lost")
-        values = {**self._progress(), **event.run_values(self.done), "actions_taken": self.actions,
-                  "executed_seconds": self.executed_seconds()}
-        values["finished_at" if event.status in FINISHED else "heartbeat_at"] = now
+        values = self.ending_values(event, now)
         if self._at_once():
             moved = settle_at_once(self.session, self.run.id, event.status, values, self._new, self._lines)
             self._new, self._lines = [], []
@@ -264,6 +262,13 @@ class Journal:
         return Outcome(status=event.status.value, park_until=event.resume_at,
                        step_run_id=sr.id if sr is not None else None, queue=self.run.queue,
                        timeout=self.run.job_timeout_seconds, event=event)
+
+    def ending_values(self, event: Event, now: datetime) -> dict:
+        """The columns of the run that `event` sets as it moves the run from running (besides its status)."""
+        values = {**self._progress(), **event.run_values(self.done), "actions_taken": self.actions,
+                  "executed_seconds": self.executed_seconds()}
+        values["finished_at" if event.status in FINISHED else "heartbeat_at"] = now
+        return values
 
     def _at_once(self) -> bool:
         """Whether the ending can be one statement (app/services/execution/at_once.py): on PostgreSQL, when nothing
