@@ -121,15 +121,27 @@ def with_defaults(table: sa.Table, row: dict) -> dict:
     """`row` and the Python-side default of each column of `table` it leaves out (what SQLAlchemy's execution would add
     to an INSERT; a column with only a server default is left to the server)."""
     full = dict(row)
-    for column in table.columns:
-        default = column.default
-        if column.key in full or default is None:
-            continue
-        if default.is_scalar:
-            full[column.key] = default.arg
-        elif default.is_callable:
-            full[column.key] = default.arg(None)
+    for key, default in _python_defaults(table):
+        if key not in full:
+            full[key] = default.arg(None) if default.is_callable else default.arg
     return full
+
+
+@lru_cache(maxsize=32)
+def _python_defaults(table: sa.Table) -> tuple:
+    """The columns of `table` with a Python-side default (a value or a function), and their defaults."""
+    return tuple((c.key, c.default) for c in table.columns
+                 if c.default is not None and (c.default.is_scalar or c.default.is_callable))
+
+
+def built(model: type, **values):
+    """A new (transient) `model` holding `values`, as its constructor would leave it but without firing an attribute
+    event per value: for objects made many times a job and written by their values (a journal's step runs, see
+    insert_as_loaded and app/services/execution/at_once.py), the events cost most of the object. Later changes to
+    it are tracked as usual."""
+    obj = sa.inspect(model).class_manager.new_instance()
+    obj.__dict__.update(values)
+    return obj
 
 
 @lru_cache(maxsize=16)

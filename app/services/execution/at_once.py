@@ -32,6 +32,7 @@ STEP_RUNS = StepRun.__table__
 LOG_ENTRIES = LogEntry.__table__
 # Every step run column but the id; a column a step run does not set takes its default (or NULL).
 STEP_COLUMNS = [c for c in STEP_RUNS.columns if c.key != "id"]
+STEP_KEYS = [c.key for c in STEP_COLUMNS]
 LINE_COLUMNS = [c for c in LOG_ENTRIES.columns if c.key not in ("id", "step_run_id")]
 DIALECT = postgresql.dialect()
 quote = DIALECT.identifier_preparer.quote
@@ -65,7 +66,8 @@ def settle_at_once(session: Session, run_id: int, target: RunStatus, values: dic
 
 
 def _step_row(sr: StepRun) -> dict:
-    return with_defaults(STEP_RUNS, {c.key: sr.__dict__[c.key] for c in STEP_COLUMNS if c.key in sr.__dict__})
+    held = sr.__dict__
+    return with_defaults(STEP_RUNS, {key: held[key] for key in STEP_KEYS if key in held})
 
 
 def _json_default(value):

@@ -21,7 +21,7 @@ from functools import lru_cache
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.database import in_transaction, insert_as_loaded
+from app.database import built, in_transaction, insert_as_loaded
 from app.engine.definition import StepSpec
 from app.engine.events import Cancelled, Errored, Event, TakenOver, iso
 from app.engine.states import FINISHED, STEP_FINISHED, RunStatus, StepStatus
@@ -139,8 +139,8 @@ class Journal:
         """Add the step run of a step about to run (written with the next flush); `retries` counts the tries of
         it made before (automatic retries)."""
         now = utcnow()
-        self.current = StepRun(
-            run_id=self.run.id, attempt=self.run.attempt, step_key=spec.key, step_type=spec.type,
+        self.current = built(
+            StepRun, run_id=self.run.id, attempt=self.run.attempt, step_key=spec.key, step_type=spec.type,
             step_name=spec.name, status=StepStatus.RUNNING.value, scheduled_at=now, started_at=now,
             input=spec.settings, retries=retries,
         )
