@@ -1,7 +1,7 @@
 """Starting runs: the checks, the pending run, its job enqueued after commit."""
 from sqlalchemy.orm import Session
 
-from app.database import insert_as_loaded
+from app.database import built, insert_as_loaded
 from app.engine.definition import Definition
 from app.engine.params import ParamErrors, coerce_params
 from app.engine.states import RunStatus
@@ -67,8 +67,8 @@ def pending_run(workflow: Workflow, version_id: int, definition: Definition, use
     """A new pending run of version `version_id` (not yet added to the session), the shape every way of starting one
     shares: the workflow's key and name as they are now, its queue, job timeout and safety limits, who started it and
     how, the steps it may take."""
-    return Run(
-        workflow_id=workflow.id, version_id=version_id, workflow_key=workflow.key, workflow_name=workflow.name,
+    return built(
+        Run, workflow_id=workflow.id, version_id=version_id, workflow_key=workflow.key, workflow_name=workflow.name,
         status=RunStatus.PENDING.value, attempt=1, trigger=trigger.value, triggered_by_id=user.id,
         trigger_detail=(trigger_detail or f"{trigger.value} by {user.email}")[:255], queue=workflow.queue,
         progress_total=len(definition.steps), queued_at=utcnow(), **limits_of(workflow), **fields,
