@@ -136,9 +136,9 @@ def _python_defaults(table: sa.Table) -> tuple:
 
 def built(model: type, **values):
     """A new (transient) `model` holding `values`, as its constructor would leave it but without firing an attribute
-    event per value: for objects made many times a job and written by their values (a journal's step runs, see
-    insert_as_loaded and app/services/execution/at_once.py), the events cost most of the object. Later changes to
-    it are tracked as usual."""
+    event per value: for objects made on every start or step and written by their values (a new run, a journal's
+    step runs; see insert_as_loaded and app/services/execution/at_once.py), the events cost most of the object. A
+    flush inserts it from those values too, and later changes to it are tracked as usual."""
     obj = sa.inspect(model).class_manager.new_instance()
     obj.__dict__.update(values)
     return obj

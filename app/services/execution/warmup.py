@@ -26,11 +26,13 @@ WARM_UP_DEFINITION = {
 
 
 def warm_up(engine) -> None:
-    """Execute and resume a throw-away run inside a transaction that is rolled back.
+    """Execute and resume a throw-away run inside a transaction that is rolled back; on PostgreSQL, then send a short
+    run's claim and ending until the pooled connection has them prepared.
 
     A worker calls this once before it forks work horses, so each horse inherits compiled SQL,
     imported modules, a configured dialect and an initialised Jinja instead of paying for them on
-    every job. Nothing is left in the database: every commit inside is a SAVEPOINT release.
+    every job. Nothing is left in the database: every commit inside is a SAVEPOINT release, and the
+    claim and the ending name a run that does not exist.
     """
     settings = ExecutorSettings(variables={}, checkpoint_seconds=0.0, http_timeout=1.0)
     _warm_throw_away_run(engine, settings)
