@@ -66,8 +66,8 @@ def settle_at_once(session: Session, run_id: int, target: RunStatus, values: dic
 
 
 def _step_row(sr: StepRun) -> dict:
-    held = sr.__dict__
-    return with_defaults(STEP_RUNS, {key: held[key] for key in STEP_KEYS if key in held})
+    fields = sr.__dict__
+    return with_defaults(STEP_RUNS, {key: fields[key] for key in STEP_KEYS if key in fields})
 
 
 def _json_default(value):
