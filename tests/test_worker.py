@@ -28,10 +28,10 @@ def test_warm_up_executes_a_run_and_leaves_no_rows(app, load_workflow):
             assert db.session.scalar(sa.select(sa.func.count()).select_from(model)) == 0, model
 
 
-def test_on_postgresql_warm_up_leaves_the_claim_and_the_ending_prepared_on_the_pooled_connection(app, load_workflow):
-    """A new worker's first runs cost what later ones do: the warm-up sends a short run's claim and its one-statement
-    ending (for run 0, which does not exist) until psycopg has prepared both on the connection the pool hands out
-    next, and they change nothing."""
+def test_on_postgresql_warm_up_leaves_the_claim_and_the_ending_prepared_on_the_pooled_connection(app):
+    """A new worker's first runs do not each pay for preparing the claim and the ending: the warm-up sends a short
+    run's claim and its one-statement ending (for run 0, which does not exist) until psycopg has prepared both on the
+    connection the pool hands out next, and they change nothing."""
     from app.services.execution.warmup import warm_up
 
     with app.app_context():
