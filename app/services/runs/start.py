@@ -1,7 +1,11 @@
 """Starting runs: the checks, the pending run, its job enqueued after commit."""
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.database import built, insert_as_loaded
+from app.database import built, insert_as_loaded, send_in
 from app.engine.definition import Definition
 from app.engine.params import ParamErrors, coerce_params
 from app.engine.states import RunStatus
@@ -37,6 +41,7 @@ def start_run(
     enqueued on the workflow's queue when the caller commits. Raises PermissionDenied, Conflict (a draft or
     disabled workflow) or Invalid naming each bad parameter (a bad record too, named `record` or `record.key`).
     """
+    workflow, user = as_now(session, workflow, user)
     if not can(user, Capability.RUN_WORKFLOW):
         raise PermissionDenied("Your role cannot run workflows.")
     if workflow.allowed_roles and user.role not in workflow.allowed_roles and not can(user, Capability.VIEW_DRAFTS):
@@ -62,7 +67,72 @@ def start_run(
     return run
 
 
-def pending_run(workflow: Workflow, version_id: int, definition: Definition, user: User, trigger: Trigger,
+@dataclass(frozen=True)
+class WorkflowNow:
+    """What a start reads of a workflow, as the database holds it now."""
+
+    id: int
+    key: str
+    name: str
+    state: str
+    enabled: bool
+    queue: str
+    allowed_roles: list | None
+    published_version_id: int | None
+    archived_at: datetime | None
+    timeout_seconds: int | None
+    max_runtime_seconds: int | None
+    max_actions: int | None
+
+    is_published = Workflow.is_published  # the model's own rules, read from these fields
+    is_archived = Workflow.is_archived
+
+
+@dataclass(frozen=True)
+class UserNow:
+    """What a start reads of the user starting it, as the database holds it now."""
+
+    id: int
+    email: str
+    role: str
+    is_authenticated = True  # a user read from the database, as flask-login's UserMixin says of one
+
+
+_WORKFLOW_FIELDS = tuple(name for name in WorkflowNow.__dataclass_fields__ if name != "id")
+_USER_FIELDS = tuple(name for name in UserNow.__dataclass_fields__ if name != "id")
+_AS_NOW = sa.select(
+    *(Workflow.__table__.c[name].label(f"workflow_{name}") for name in _WORKFLOW_FIELDS),
+    *(User.__table__.c[name].label(f"user_{name}") for name in _USER_FIELDS),
+).select_from(
+    Workflow.__table__.join(User.__table__, User.__table__.c.id == sa.bindparam("user_id"))
+).where(Workflow.__table__.c.id == sa.bindparam("workflow_id"))
+
+
+def as_now(session: Session, workflow: Workflow, user: User) -> tuple[Workflow | WorkflowNow, User | UserNow]:
+    """The workflow and the user as the checks and the new run read them: the objects themselves when they are loaded
+    (a request's), or, when both were expired by a commit (a caller that starts one run after another with the same
+    objects), both read again in one statement, in the session's transaction, instead of one refresh each.
+
+    Either way the checks see the database as it is now: a workflow disabled or a role changed since the last commit
+    stops the next start. Objects with changes of their own, or one that is gone, are left to the ORM."""
+    workflow_state, user_state = sa.inspect(workflow), sa.inspect(user, raiseerr=False)
+    if user_state is None or not all(state.persistent and state.expired and not state.modified
+                                     for state in (workflow_state, user_state)):
+        return workflow, user
+    workflow_id, user_id = workflow_state.identity[0], user_state.identity[0]
+    connection, ids = session.connection(), {"workflow_id": workflow_id, "user_id": user_id}
+    if connection.dialect.name == "postgresql":  # on the driver, as the start's INSERT goes
+        row = send_in(connection, _AS_NOW, ids)
+    else:
+        row = connection.execute(_AS_NOW, ids).mappings().first()
+    if row is None:
+        return workflow, user
+    return (WorkflowNow(workflow_id, **{name: row[f"workflow_{name}"] for name in _WORKFLOW_FIELDS}),
+            UserNow(user_id, **{name: row[f"user_{name}"] for name in _USER_FIELDS}))
+
+
+def pending_run(workflow: Workflow | WorkflowNow, version_id: int, definition: Definition, user: User | UserNow,
+                trigger: Trigger,
                 trigger_detail: str | None = None, **fields) -> Run:
     """A new pending run of version `version_id` (not yet added to the session), the shape every way of starting one
     shares: the workflow's key and name as they are now, its queue, job timeout and safety limits, who started it and
@@ -75,7 +145,7 @@ def pending_run(workflow: Workflow, version_id: int, definition: Definition, use
     )
 
 
-def limits_of(workflow: Workflow) -> dict:
+def limits_of(workflow: Workflow | WorkflowNow) -> dict:
     """The job timeout and safety limits a new attempt is queued with: the workflow's settings now."""
     return {"job_timeout_seconds": workflow.timeout_seconds, "max_runtime_seconds": workflow.max_runtime_seconds,
             "max_actions": workflow.max_actions}
