@@ -16,8 +16,9 @@ queue, and the clock stops when all N are in the queue's finished registry.
 
 The three phases run R times in turn (a round: engine, forking, same class), so that a slow stretch of a shared
 machine falls on every phase alike rather than on one. Each round gives its three rates and its two ratios, engine /
-plain RQ forking (target >= 1.0) and engine / no-op jobs on Flowdesk's worker (target >= 0.5); the report gives every
-round, and the median of each rate and of each ratio over the rounds, against which the targets are judged. It
+plain RQ forking (target >= 1.0) and engine / no-op jobs on Flowdesk's worker (target >= 0.5, judged on PostgreSQL
+only: the issue sets it there; on SQLite it is printed); the report gives every round, and the median of each rate
+and of each ratio over the rounds, against which the targets are judged. It
 names the worker classes, and says where the engine's time went: the start path per run, and the CPU per run of each
 process (this one, the workers, and PostgreSQL and Redis when they run on this machine, from /proc) in the engine
 phase and the same-class no-op phase (medians over the rounds). The exit status is 1 when an engine run did not end
@@ -55,6 +56,9 @@ WORKER_COMMAND = [sys.executable, "-m", "flask", "--app", "wsgi", "worker"]
 RQ_WORKER_COMMAND = [str(Path(sys.executable).parent / "rq"), "worker", "--path", str(ROOT)]
 TARGET_VS_FORKING = 1.0
 TARGET_VS_SAME_CLASS = 0.5
+# Where issue 7 ("Throughput on PostgreSQL") sets each target: the first on PostgreSQL and on SQLite as well, the
+# second, the limit, on PostgreSQL. On SQLite the second ratio is printed but not judged.
+JUDGED_ON = {"versus_forking": ("postgresql", "sqlite"), "versus_same": ("postgresql",)}
 PHASES = ("engine", "forking", "same")
 POLL = 0.02
 DEFINITION = {
@@ -430,9 +434,12 @@ def main(argv=None) -> int:
             ratios = [one[key] for one in rounds]
             ratio = median(ratios)
             met = ratio >= target
-            missed += [] if met else [label]
+            judged = dialect in JUDGED_ON[key]
+            missed += [] if met or not judged else [label]
+            verdict = "met" if met else "MISSED" if judged else "not met"
+            verdict += "" if judged else " here (the target is judged on PostgreSQL)"
             print(f"ratio {label} = {ratio:.2f}, median of {', '.join(f'{x:.2f}' for x in ratios)} "
-                  f"(target >= {target}): {'met' if met else 'MISSED'}")
+                  f"(target >= {target}): {verdict}")
         if problems:
             print(f"VERIFY FAILED: {len(problems)} problem(s)", file=sys.stderr)
             for line in problems[:20]:
