@@ -132,8 +132,7 @@ def as_now(session: Session, workflow: Workflow, user: User) -> tuple[Workflow |
 
 
 def pending_run(workflow: Workflow | WorkflowNow, version_id: int, definition: Definition, user: User | UserNow,
-                trigger: Trigger,
-                trigger_detail: str | None = None, **fields) -> Run:
+                trigger: Trigger, trigger_detail: str | None = None, **fields) -> Run:
     """A new pending run of version `version_id` (not yet added to the session), the shape every way of starting one
     shares: the workflow's key and name as they are now, its queue, job timeout and safety limits, who started it and
     how, the steps it may take."""
