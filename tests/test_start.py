@@ -13,10 +13,10 @@ from tests.factories import steps_workflow
 NOOP = steps_workflow("held", [{"key": "a", "type": "noop"}])
 
 
-def _held(app, make_user, load_workflow, role="operator"):
-    """The workflow and the user, loaded once and kept across commits."""
+def _held(make_user, load_workflow):
+    """The workflow and an operator, loaded once and kept across commits."""
     load_workflow(NOOP)
-    email = make_user(role)
+    email = make_user("operator")
     workflow = db.session.scalar(sa.select(Workflow).where(Workflow.key == "held"))
     user = db.session.scalar(sa.select(User).where(User.email == email))
     return workflow, user
@@ -34,7 +34,7 @@ def _selects(statements):
 
 def test_a_start_after_a_commit_reads_the_workflow_and_the_user_in_one_statement(app, make_user, load_workflow):
     with app.app_context():
-        workflow, user = _held(app, make_user, load_workflow)
+        workflow, user = _held(make_user, load_workflow)
         first = start_run(db.session, workflow, user, {}, trigger="api")
         first_id = first.id
         db.session.commit()
@@ -70,7 +70,7 @@ def test_a_start_after_a_commit_reads_the_workflow_and_the_user_in_one_statement
 ])
 def test_a_start_after_a_commit_sees_what_changed_since(app, make_user, load_workflow, table, values, error, message):
     with app.app_context():
-        workflow, user = _held(app, make_user, load_workflow)
+        workflow, user = _held(make_user, load_workflow)
         start_run(db.session, workflow, user, {}, trigger="api")
         db.session.commit()
         _change({"workflows": Workflow, "users": User}[table].__table__, **values)
@@ -84,7 +84,7 @@ def test_a_start_after_a_commit_sees_what_changed_since(app, make_user, load_wor
 def test_a_start_after_a_commit_runs_the_version_published_since_with_the_settings_of_now(
         app, make_user, load_workflow):
     with app.app_context():
-        workflow, user = _held(app, make_user, load_workflow)
+        workflow, user = _held(make_user, load_workflow)
         first = start_run(db.session, workflow, user, {}, trigger="api")
         first_version = first.version_id
         db.session.commit()
@@ -104,7 +104,7 @@ def test_a_start_after_a_commit_runs_the_version_published_since_with_the_settin
 def test_a_start_with_loaded_objects_reads_nothing_more(app, make_user, load_workflow):
     """A request's objects were loaded by it: the start checks them as they are, with no read of its own."""
     with app.app_context():
-        workflow, user = _held(app, make_user, load_workflow)
+        workflow, user = _held(make_user, load_workflow)
         statements = []
 
         def count(conn, cursor, statement, *args):
